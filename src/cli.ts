@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EXIT_USAGE, validateCommand, type OutputFormat } from './commands/validate.js';
+import { schemaText } from './manifest/schema.js';
+
+const VERSION: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
+
+const DEFAULT_MANIFEST = 'mcp-proxy.yaml';
+
+const HELP: Record<string, string> = {
+  main: `mcp-proxy ${VERSION}: serve many MCP servers over Streamable HTTP from one YAML manifest.
+
+Usage: mcp-proxy <command> [options]
+
+Commands:
+  serve [-c FILE]        serve the manifest's servers (the default command)
+  validate [FILE...]     check manifests without starting anything
+  schema                 print the manifest's JSON Schema
+
+Options:
+  -h, --help             show help (also after a command)
+  -v, --version          show the version`,
+  serve: `Usage: mcp-proxy serve [-c FILE] [--host HOST] [--port PORT]
+
+Serves every server of the manifest at /servers/<name>/mcp.
+
+Options:
+  -c, --config FILE      manifest to serve (default: $MCP_PROXY_CONFIG, else ./${DEFAULT_MANIFEST})
+      --host HOST        address to bind (default: $HOST, else the manifest's listen.host, else 127.0.0.1)
+      --port PORT        port to bind (default: $PORT, else the manifest's listen.port, else 8000)`,
+  validate: `Usage: mcp-proxy validate [FILE...] [--format text|json|github]
+
+Checks manifests (default ./${DEFAULT_MANIFEST}) exactly as serve would load them, starting nothing.
+Exit status: 0 valid, 1 invalid, 2 unreadable file or bad usage.
+
+Options:
+  -f, --format FORMAT    text (default), json, or github (workflow annotations for GitHub Actions)`,
+  schema: `Usage: mcp-proxy schema
+
+Prints the manifest's JSON Schema (draft 2020-12), for editors and other validators.`,
+};
+
+const COMMON_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} satisfies ParseArgsConfig['options'];
+
+type Command = 'serve' | 'validate' | 'schema';
+
+async function main(argv: string[]): Promise<number> {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const first = argv[0];
+  const command: Command | undefined =
+    first === undefined || first.startsWith('-') ? 'serve' : isCommand(first) ? first : undefined;
+  if (!command) return usageError(`unknown command "${first}"`, 'main');
+  const rest = first !== undefined && !first.startsWith('-') ? argv.slice(1) : argv;
+
+  const options = {
+    ...COMMON_OPTIONS,
+    ...(command === 'serve' && {
+      config: { type: 'string', short: 'c' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+    }),
+    ...(command === 'validate' && { format: { type: 'string', short: 'f', default: 'text' } }),
+  } satisfies ParseArgsConfig['options'];
+
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: command === 'validate', strict: true });
+  } catch (error) {
+    return usageError(
+      (error as Error).message,
+      first === undefined || first.startsWith('-') ? 'main' : command,
+    );
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.version) {
+    out(VERSION);
+    return 0;
+  }
+  if (values.help) {
+    out(HELP[first === undefined || first.startsWith('-') ? 'main' : command]!);
+    return 0;
+  }
+
+  switch (command) {
+    case 'schema':
+      process.stdout.write(schemaText);
+      return 0;
+    case 'validate': {
+      const format = values.format as string;
+      if (!['text', 'json', 'github'].includes(format)) {
+        return usageError(`--format must be text, json or github, not "${format}"`, 'validate');
+      }
+      const files = parsed.positionals.length ? parsed.positionals : [DEFAULT_MANIFEST];
+      return validateCommand(files, format as OutputFormat, process.env, out);
+    }
+    case 'serve': {
+      const file = (values.config as string | undefined) ?? process.env.MCP_PROXY_CONFIG ?? DEFAULT_MANIFEST;
+      return validateCommand([file], 'text', process.env, out);
+    }
+  }
+}
+
+function isCommand(word: string): word is Command {
+  return word === 'serve' || word === 'validate' || word === 'schema';
+}
+
+function usageError(message: string, topic: string): number {
+  process.stderr.write(`mcp-proxy: ${message}\n\n${HELP[topic]}\n`);
+  return EXIT_USAGE;
+}
+
+// A reader that stops early (`mcp-proxy validate | head`) is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`mcp-proxy: internal error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 70; // EX_SOFTWARE: a bug in mcp-proxy, not in its input
+  },
+);

@@ -1,0 +1,235 @@
+import { isAbsolute, resolve } from 'node:path';
+import type { PathSegment } from './diagnostics.js';
+import { parseDuration } from './duration.js';
+import { error, warning, type Problem } from './problem.js';
+import { splitShellWords } from './shell-words.js';
+import { BUILT_IN_DEFAULTS, type Manifest, type ServerSpec } from './types.js';
+
+type Scalar = string | number | boolean;
+
+/** Server settings that `defaults` may also carry. */
+interface PolicyInput {
+  useWorkloadIdentity?: boolean;
+  isolation?: 'shared' | 'session';
+  maxSessions?: number;
+  idleTimeout?: string | number;
+  startup?: 'eager' | 'lazy';
+  timeout?: string | number;
+  restart?: 'always' | 'on-failure' | 'never';
+}
+
+interface ServerInput extends PolicyInput {
+  description?: string;
+  command?: string;
+  args?: Scalar[];
+  env?: Record<string, Scalar>;
+  cwd?: string;
+  url?: string;
+  headers?: Record<string, Scalar>;
+  scope?: string;
+  disabled?: boolean;
+}
+
+interface AdapterInput {
+  name: string;
+  description?: string;
+  imageName?: string;
+  imageVersion?: string;
+  environmentVariables: Record<string, Scalar>;
+  useWorkloadIdentity?: boolean;
+  replicaCount?: number;
+  requiredRoles?: string[];
+}
+
+/** The manifest as the schema describes it. */
+export interface ManifestInput {
+  listen?: { host?: string; port?: number };
+  defaults?: PolicyInput;
+  servers?: Record<string, ServerInput>;
+  adapters?: AdapterInput[];
+}
+
+export interface NormalizeOptions {
+  /** Directory of the manifest: relative `cwd`s resolve against it, and it is the default `cwd`. */
+  baseDir: string;
+  /** True for paths the schema already found wrong: those entries are skipped, not reported twice. */
+  isInvalid(path: readonly PathSegment[]): boolean;
+}
+
+/** Fields of the adapter payload that choose the upstream rather than being passed to it. */
+const ADAPTER_CONTROL_VARIABLES = ['MCP_COMMAND', 'MCP_ARGS', 'MCP_PROXY_URL'];
+const ADAPTER_IGNORED_FIELDS = ['imageName', 'imageVersion', 'replicaCount'] as const;
+
+/**
+ * Turns a schema-checked manifest into the servers to run: applies defaults, turns adapter payloads
+ * into servers, resolves paths and durations, and checks what the schema cannot express (names unique
+ * across sections, MCP_ARGS quoting, a token scope for a remote server that uses workload identity).
+ * Pure. Entries the schema rejected are skipped so that the remaining ones are still checked.
+ */
+export function normalize(
+  input: ManifestInput,
+  options: NormalizeOptions,
+): { manifest: Manifest; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const defaults = options.isInvalid(['defaults']) ? {} : (input.defaults ?? {});
+  const servers: ServerSpec[] = [];
+  const declaredAt = new Map<string, PathSegment[]>();
+
+  const claimName = (name: string, path: PathSegment[]): boolean => {
+    const first = declaredAt.get(name);
+    if (first) {
+      problems.push(
+        error(
+          path,
+          `the name "${name}" is already used at ${describeDeclaration(first)}; names must be unique`,
+        ),
+      );
+      return false;
+    }
+    declaredAt.set(name, path);
+    return true;
+  };
+
+  for (const [name, server] of Object.entries(input.servers ?? {})) {
+    const path: PathSegment[] = ['servers', name];
+    if (!claimName(name, path) || options.isInvalid(path)) continue;
+    const spec = serverFromInput(name, server, defaults, options.baseDir);
+    problems.push(...checkIdentityScope(spec, path));
+    servers.push(spec);
+  }
+
+  (input.adapters ?? []).forEach((adapter, index) => {
+    const path: PathSegment[] = ['adapters', index];
+    if (options.isInvalid(path)) {
+      // Still claim a valid-looking name, so a duplicate elsewhere is reported against it.
+      if (typeof adapter?.name === 'string') declaredAt.set(adapter.name, [...path, 'name']);
+      return;
+    }
+    if (!claimName(adapter.name, [...path, 'name'])) return;
+    const converted = serverFromAdapter(adapter, path, defaults, options.baseDir);
+    problems.push(...converted.problems);
+    if (!converted.spec) return;
+    problems.push(...checkIdentityScope(converted.spec, path));
+    servers.push(converted.spec);
+  });
+
+  const declaresNone = Object.keys(input.servers ?? {}).length === 0 && (input.adapters ?? []).length === 0;
+  // Only worth saying of an otherwise valid manifest (isInvalid([]) is true when anything is invalid).
+  if (declaresNone && !options.isInvalid([])) {
+    problems.push(
+      warning([], 'declares no servers: nothing will be served until `servers:` or `adapters:` lists one'),
+    );
+  }
+  const listen = options.isInvalid(['listen']) ? {} : { ...input.listen };
+  return { manifest: { listen, servers }, problems };
+}
+
+function describeDeclaration(path: PathSegment[]): string {
+  return path[0] === 'servers' ? `servers.${String(path[1])}` : `adapters[${String(path[1])}]`;
+}
+
+function serverFromInput(name: string, s: ServerInput, defaults: PolicyInput, baseDir: string): ServerSpec {
+  const common = {
+    name,
+    description: s.description,
+    origin: 'servers' as const,
+    useWorkloadIdentity:
+      s.useWorkloadIdentity ?? defaults.useWorkloadIdentity ?? BUILT_IN_DEFAULTS.useWorkloadIdentity,
+    maxSessions: s.maxSessions ?? defaults.maxSessions,
+    idleTimeoutMs: durationOr(s.idleTimeout ?? defaults.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
+    timeoutMs: durationOr(s.timeout ?? defaults.timeout, BUILT_IN_DEFAULTS.timeoutMs),
+    disabled: s.disabled ?? false,
+  };
+  if (s.url !== undefined) {
+    return { ...common, kind: 'remote', url: s.url, headers: stringMap(s.headers), scope: s.scope };
+  }
+  return {
+    ...common,
+    kind: 'stdio',
+    command: s.command!,
+    args: (s.args ?? []).map(String),
+    env: stringMap(s.env),
+    cwd: s.cwd === undefined ? baseDir : isAbsolute(s.cwd) ? s.cwd : resolve(baseDir, s.cwd),
+    isolation: s.isolation ?? defaults.isolation ?? BUILT_IN_DEFAULTS.isolation,
+    startup: s.startup ?? defaults.startup ?? BUILT_IN_DEFAULTS.startup,
+    restart: s.restart ?? defaults.restart ?? BUILT_IN_DEFAULTS.restart,
+  };
+}
+
+/** An adapter payload is a server described through environment variables, as the gateway's image read them. */
+function serverFromAdapter(
+  a: AdapterInput,
+  path: PathSegment[],
+  defaults: PolicyInput,
+  baseDir: string,
+): { spec?: ServerSpec; problems: Problem[] } {
+  const problems: Problem[] = [];
+  for (const field of ADAPTER_IGNORED_FIELDS) {
+    if (a[field] !== undefined) {
+      problems.push(warning([...path, field], `ignored: all adapters run in this one proxy process`, true));
+    }
+  }
+  const variables = a.environmentVariables;
+  const env = stringMap(
+    Object.fromEntries(Object.entries(variables).filter(([k]) => !ADAPTER_CONTROL_VARIABLES.includes(k))),
+  );
+  const server: ServerInput = { description: a.description, useWorkloadIdentity: a.useWorkloadIdentity };
+  if (variables.MCP_PROXY_URL !== undefined) {
+    server.url = String(variables.MCP_PROXY_URL);
+    for (const key of Object.keys(env)) {
+      problems.push(
+        warning(
+          [...path, 'environmentVariables', key],
+          'ignored: a remote server has no process to pass it to',
+          true,
+        ),
+      );
+    }
+  } else {
+    const split = splitShellWords(String(variables.MCP_ARGS ?? ''));
+    if ('error' in split) {
+      problems.push(
+        error(
+          [...path, 'environmentVariables', 'MCP_ARGS'],
+          `cannot be split into arguments: ${split.error}`,
+        ),
+      );
+      return { problems };
+    }
+    Object.assign(server, { command: String(variables.MCP_COMMAND), args: split.words, env });
+  }
+  const spec: ServerSpec = { ...serverFromInput(a.name, server, defaults, baseDir), origin: 'adapters' };
+  if (a.requiredRoles !== undefined) {
+    spec.requiredRoles = [...a.requiredRoles];
+    // Until inbound access control exists, say plainly that roles protect nothing yet.
+    problems.push(
+      warning(
+        [...path, 'requiredRoles'],
+        'not enforced yet: this version has no inbound access control',
+        true,
+      ),
+    );
+  }
+  return { spec, problems };
+}
+
+/** A remote server can only present the workload identity as a token for some audience: it needs a scope. */
+function checkIdentityScope(spec: ServerSpec, path: PathSegment[]): Problem[] {
+  if (spec.kind !== 'remote' || !spec.useWorkloadIdentity || spec.scope) return [];
+  const where =
+    spec.origin === 'adapters' ? 'declare it under `servers:` with `url` and `scope`' : 'add `scope`';
+  return [
+    error(
+      path,
+      `uses workload identity with a remote server but names no token scope (such as api://<app-id>/.default); ${where}`,
+    ),
+  ];
+}
+
+function stringMap(map: Record<string, Scalar> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(map ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+function durationOr(value: string | number | undefined, fallback: number): number {
+  return value === undefined ? fallback : parseDuration(value);
+}

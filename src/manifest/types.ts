@@ -1,0 +1,55 @@
+/** The manifest after loading: validated, interpolated, defaults applied, adapters turned into servers. */
+export interface Manifest {
+  listen: { host?: string; port?: number };
+  /** In declaration order: servers first, then adapters. */
+  servers: ServerSpec[];
+}
+
+export type ServerSpec = StdioServerSpec | RemoteServerSpec;
+
+export type Isolation = 'shared' | 'session';
+export type Startup = 'eager' | 'lazy';
+export type RestartPolicy = 'always' | 'on-failure' | 'never';
+
+interface CommonSpec {
+  name: string;
+  description?: string;
+  /** Where it was declared: the `servers` map or the `adapters` list. */
+  origin: 'servers' | 'adapters';
+  useWorkloadIdentity: boolean;
+  maxSessions?: number;
+  idleTimeoutMs: number;
+  timeoutMs: number;
+  disabled: boolean;
+  /** From an adapter payload; enforced by access control. */
+  requiredRoles?: string[];
+}
+
+export interface StdioServerSpec extends CommonSpec {
+  kind: 'stdio';
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Absolute. */
+  cwd: string;
+  isolation: Isolation;
+  startup: Startup;
+  restart: RestartPolicy;
+}
+
+export interface RemoteServerSpec extends CommonSpec {
+  kind: 'remote';
+  url: string;
+  headers: Record<string, string>;
+  scope?: string;
+}
+
+/** Values used where neither the server nor `defaults` says otherwise. */
+export const BUILT_IN_DEFAULTS = {
+  useWorkloadIdentity: false,
+  isolation: 'shared' as Isolation,
+  startup: 'eager' as Startup,
+  restart: 'always' as RestartPolicy,
+  idleTimeoutMs: 15 * 60_000,
+  timeoutMs: 10 * 60_000,
+};

@@ -1,0 +1,120 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fromRoot } from '../support/paths.js';
+import { runCli } from '../support/run-cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-validate-'));
+const write = (name: string, text: string) => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+const good = write('good.yaml', 'servers:\n  a:\n    command: node\n');
+const bad = write('bad.yaml', 'servers:\n  a:\n    command: node\n    agrs: [x]\n');
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a valid manifest exits 0 and says how many servers it declares', async () => {
+  const r = await runCli(['validate', good]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `${good}: valid, 1 server`);
+});
+
+test('an invalid manifest exits 1 with a positioned message', async () => {
+  const r = await runCli(['validate', bad]);
+  assert.is(r.code, 1);
+  assert.match(r.stdout, `${bad}:4:5 servers.a.agrs: unknown key "agrs"; did you mean "args"?`);
+});
+
+test('several files are all checked; any invalid one makes the exit 1', async () => {
+  const r = await runCli(['validate', good, bad]);
+  assert.is(r.code, 1);
+  assert.match(r.stdout, `${good}: valid`);
+  assert.match(r.stdout, `${bad}: invalid, 1 error`);
+});
+
+test('an unreadable file exits 2', async () => {
+  const r = await runCli(['validate', join(dir, 'missing.yaml')]);
+  assert.is(r.code, 2);
+  assert.match(r.stdout, 'missing.yaml: no such file');
+  const d = await runCli(['validate', dir]);
+  assert.is(d.code, 2);
+  assert.match(d.stdout, 'is a directory');
+});
+
+test('bad usage exits 2 with the command help on stderr', async () => {
+  const unknown = await runCli(['validate', '--bogus']);
+  assert.is(unknown.code, 2);
+  assert.match(unknown.stderr, 'Usage: mcp-proxy validate');
+  const format = await runCli(['validate', '--format', 'xml', good]);
+  assert.is(format.code, 2);
+  assert.match(format.stderr, '--format must be text, json or github');
+  const command = await runCli(['frobnicate']);
+  assert.is(command.code, 2);
+  assert.match(command.stderr, 'unknown command "frobnicate"');
+});
+
+test('--format github prints workflow annotations', async () => {
+  const r = await runCli(['validate', '--format', 'github', bad]);
+  assert.is(r.code, 1);
+  assert.match(
+    r.stdout,
+    `::error file=${bad},line=4,col=5::servers.a.agrs: unknown key "agrs"; did you mean "args"?`,
+  );
+});
+
+test('--format json is one parseable document with every diagnostic', async () => {
+  const r = await runCli(['validate', '-f', 'json', good, bad]);
+  assert.is(r.code, 1);
+  const report = JSON.parse(r.stdout);
+  assert.equal(
+    report.files.map((f: { valid: boolean }) => f.valid),
+    [true, false],
+  );
+  assert.equal(report.files[1].diagnostics[0], {
+    severity: 'error',
+    file: bad,
+    line: 4,
+    column: 5,
+    path: 'servers.a.agrs',
+    message: 'unknown key "agrs"; did you mean "args"?',
+  });
+});
+
+test('with no file it validates ./mcp-proxy.yaml', async () => {
+  const sub = mkdtempSync(join(dir, 'cwd-'));
+  writeFileSync(join(sub, 'mcp-proxy.yaml'), 'servers:\n  x: { url: "https://example.com/mcp" }\n');
+  const r = await runCli(['validate'], { cwd: sub });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, 'mcp-proxy.yaml: valid, 1 server');
+});
+
+test('interpolation reads the environment of the validate process', async () => {
+  const file = write(
+    'env.yaml',
+    'servers:\n  r:\n    url: https://example.com/mcp\n    headers: { X-Key: "${KEY}" }\n',
+  );
+  assert.is((await runCli(['validate', file])).code, 1);
+  assert.is((await runCli(['validate', file], { env: { KEY: 'k' } })).code, 0);
+});
+
+test('schema prints the shipped JSON Schema exactly', async () => {
+  const r = await runCli(['schema']);
+  assert.is(r.code, 0);
+  assert.is(r.stdout, readFileSync(fromRoot('schema', 'mcp-proxy.schema.json'), 'utf8'));
+});
+
+test('--help and --version work for every command', async () => {
+  const { version } = JSON.parse(readFileSync(fromRoot('package.json'), 'utf8'));
+  for (const command of [[], ['serve'], ['validate'], ['schema']]) {
+    const help = await runCli([...command, '--help']);
+    assert.is(help.code, 0);
+    assert.match(help.stdout, 'Usage: mcp-proxy');
+    const v = await runCli([...command, '--version']);
+    assert.is(v.stdout.trim(), version);
+  }
+});
+
+test.run();

@@ -1,0 +1,180 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadManifest, type LoadResult } from '../../src/manifest/load.js';
+import type { RemoteServerSpec, StdioServerSpec } from '../../src/manifest/types.js';
+import { fromRoot } from '../support/paths.js';
+
+const load = (text: string, env: Record<string, string> = {}): LoadResult =>
+  loadManifest({ file: 'mcp-proxy.yaml', bytes: text, env, baseDir: '/etc/mcp-proxy' });
+
+const valid = (text: string, env?: Record<string, string>) => {
+  const result = load(text, env);
+  const errors = result.diagnostics.filter((d) => d.severity === 'error');
+  assert.equal(errors, [], 'expected a valid manifest');
+  return result.manifest!;
+};
+
+const seedDir = fromRoot('test', 'fixtures', 'adapters');
+const seed = (name: string) => readFileSync(`${seedDir}/${name}.json`, 'utf8');
+
+test('the four gateway payloads load unchanged as adapters, in JSON form', () => {
+  const names = ['azure-remote', 'foundry-remote', 'ado-remote', 'internal-mcp'];
+  const manifest = valid(`{"adapters": [${names.map(seed).join(',')}]}`);
+  assert.equal(
+    manifest.servers.map((s) => [s.name, s.kind, s.origin]),
+    names.map((n) => [n, n === 'internal-mcp' ? 'remote' : 'stdio', 'adapters']),
+  );
+});
+
+test('a gateway payload pasted into a YAML list loads too', () => {
+  const indented = seed('ado-remote')
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+  const manifest = valid(`adapters:\n  -\n${indented}\n`);
+  assert.is(manifest.servers[0]!.name, 'ado-remote');
+});
+
+test('MCP_COMMAND and MCP_ARGS make the command; every other variable becomes the env', () => {
+  const [azure] = valid(`{"adapters": [${seed('azure-remote')}]}`).servers as StdioServerSpec[];
+  assert.is(azure!.command, 'npx');
+  assert.equal(azure!.args, ['-y', '@azure/mcp@latest', 'server', 'start']);
+  assert.equal(azure!.env, {
+    AZURE_MCP_INCLUDE_PRODUCTION_CREDENTIALS: 'true',
+    DOTNET_SYSTEM_GLOBALIZATION_INVARIANT: '1',
+  });
+  assert.is(azure!.useWorkloadIdentity, false);
+  assert.is(azure!.description, 'Bridged Azure local MCP server');
+});
+
+test('workload identity and service-specific credential variables are carried as given', () => {
+  const [ado] = valid(`{"adapters": [${seed('ado-remote')}]}`).servers as StdioServerSpec[];
+  assert.is(ado!.useWorkloadIdentity, true);
+  assert.equal(ado!.env, {
+    ADO_MCP_AZURE_TOKEN_CREDENTIALS: 'WorkloadIdentityCredential',
+    AZURE_TOKEN_CREDENTIALS: 'WorkloadIdentityCredential',
+  });
+  const [foundry] = valid(`{"adapters": [${seed('foundry-remote')}]}`).servers as StdioServerSpec[];
+  assert.equal(foundry!.args, [
+    '--prerelease=allow',
+    '--from',
+    'git+https://github.com/azure-ai-foundry/mcp-foundry.git',
+    'run-azure-ai-foundry-mcp',
+  ]);
+});
+
+test('MCP_PROXY_URL makes a remote server, single-label hosts included', () => {
+  const [internal] = valid(`{"adapters": [${seed('internal-mcp')}]}`).servers as RemoteServerSpec[];
+  assert.is(internal!.kind, 'remote');
+  assert.is(internal!.url, 'https://internal-mcp-server/mcp');
+});
+
+test('gateway-only fields are accepted and reported as ignored, with their positions', () => {
+  const result = load(`{"adapters": [${seed('azure-remote')}]}`);
+  const ignored = result.diagnostics
+    .filter((d) => d.severity === 'warning')
+    .map((d) => `${d.path}@${d.line}`);
+  assert.equal(ignored, ['adapters[0].imageName@3', 'adapters[0].imageVersion@4']);
+});
+
+test('defaults apply to every server unless it sets its own; built-in defaults fill the rest', () => {
+  const manifest = valid(`
+defaults: { isolation: session, idleTimeout: 2m, restart: never }
+servers:
+  a: { command: a }
+  b: { command: b, isolation: shared, idleTimeout: 500 }
+  r: { url: http://r/mcp }
+`);
+  const [a, b, r] = manifest.servers as [StdioServerSpec, StdioServerSpec, RemoteServerSpec];
+  assert.equal([a.isolation, a.idleTimeoutMs, a.restart, a.startup], ['session', 120_000, 'never', 'eager']);
+  assert.equal([b.isolation, b.idleTimeoutMs], ['shared', 500]);
+  assert.equal([r.idleTimeoutMs, r.timeoutMs, r.useWorkloadIdentity], [120_000, 600_000, false]);
+});
+
+test('cwd defaults to the manifest directory and relative paths resolve against it', () => {
+  const manifest = valid(
+    'servers:\n  a: { command: a }\n  b: { command: b, cwd: tools }\n  c: { command: c, cwd: /srv }\n',
+  );
+  assert.equal(
+    (manifest.servers as StdioServerSpec[]).map((s) => s.cwd),
+    ['/etc/mcp-proxy', '/etc/mcp-proxy/tools', '/srv'],
+  );
+});
+
+test('interpolated values are typed by the schema: a port from the environment is a number', () => {
+  const manifest = valid(
+    'listen: { port: "${PORT:-8000}" }\nservers:\n  a: { command: a, env: { DEBUG: 1 } }\n',
+    {
+      PORT: '9001',
+    },
+  );
+  assert.is(manifest.listen.port, 9001);
+  assert.equal((manifest.servers[0] as StdioServerSpec).env, { DEBUG: '1' });
+});
+
+test('secret values never appear in messages, even when the value is what is wrong', () => {
+  const result = load('servers:\n  r:\n    url: "${SECRET_URL}"\n', { SECRET_URL: 'hunter2-not-a-url' });
+  assert.ok(result.diagnostics.length > 0);
+  for (const d of result.diagnostics) assert.not.match(d.message, 'hunter2');
+});
+
+test('a disabled server is kept, marked disabled', () => {
+  const manifest = valid('servers:\n  a: { command: a, disabled: true }\n');
+  assert.is(manifest.servers[0]!.disabled, true);
+});
+
+test('a manifest with no servers is valid, with a warning', () => {
+  const result = load('listen: { port: 8000 }\n');
+  assert.ok(result.manifest);
+  assert.equal(
+    result.diagnostics.map((d) => d.severity),
+    ['warning'],
+  );
+});
+
+test('problems in several entries are all reported in one pass, valid entries still checked', () => {
+  const result = load(`
+servers:
+  bad: { command: 1, args: nope }
+  typo: { comand: x }
+adapters:
+  - name: q
+    environmentVariables: { MCP_COMMAND: x, MCP_ARGS: "'open" }
+`);
+  assert.equal(
+    result.diagnostics.map((d) => d.path),
+    ['servers.bad.args', 'servers.typo', 'servers.typo.comand', 'adapters[0].environmentVariables.MCP_ARGS'],
+  );
+});
+
+test('every example manifest validates', () => {
+  const dir = fromRoot('examples');
+  const files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
+  assert.ok(files.length >= 6);
+  for (const file of files) {
+    const result = loadManifest({
+      file,
+      bytes: readFileSync(`${dir}/${file}`),
+      env: { INTERNAL_MCP_KEY: 'example-key' },
+      baseDir: dir,
+    });
+    assert.equal(
+      result.diagnostics.filter((d) => d.severity === 'error'),
+      [],
+      file,
+    );
+  }
+});
+
+test('the default manifest validates', () => {
+  const result = loadManifest({
+    file: 'mcp-proxy.yaml',
+    bytes: readFileSync(fromRoot('mcp-proxy.yaml')),
+    env: {},
+    baseDir: fromRoot(),
+  });
+  assert.ok(result.manifest, JSON.stringify(result.diagnostics));
+});
+
+test.run();

@@ -1,0 +1,45 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseDuration } from '../../src/manifest/duration.js';
+import { suggest } from '../../src/manifest/suggest.js';
+import { formatGithubAnnotation, formatPath } from '../../src/manifest/diagnostics.js';
+
+test('durations in ms, s, m, h and bare milliseconds', () => {
+  assert.is(parseDuration('250ms'), 250);
+  assert.is(parseDuration('30s'), 30_000);
+  assert.is(parseDuration('5m'), 300_000);
+  assert.is(parseDuration('1h'), 3_600_000);
+  assert.is(parseDuration('1500'), 1500);
+  assert.is(parseDuration(42), 42);
+  assert.throws(() => parseDuration('5 minutes'));
+});
+
+test('suggest finds typos and case slips, and nothing for unrelated words', () => {
+  assert.is(suggest('comand', ['command', 'args', 'url']), 'command');
+  assert.is(suggest('URL', ['command', 'url']), 'url');
+  assert.is(suggest('useWorkloadIdentiy', ['useWorkloadIdentity', 'scope']), 'useWorkloadIdentity');
+  assert.is(suggest('banana', ['command', 'url']), undefined);
+});
+
+test('paths read as people write them', () => {
+  assert.is(formatPath(['servers', 'azure', 'args', 0]), 'servers.azure.args[0]');
+  assert.is(
+    formatPath(['adapters', 2, 'environmentVariables', 'MCP_ARGS']),
+    'adapters[2].environmentVariables.MCP_ARGS',
+  );
+  assert.is(formatPath(['servers', 'a', 'headers', 'X Key']), 'servers.a.headers["X Key"]');
+});
+
+test('GitHub annotations escape what the workflow command syntax reserves', () => {
+  const line = formatGithubAnnotation({
+    severity: 'error',
+    file: 'a,b:c.yaml',
+    line: 3,
+    column: 5,
+    path: 'servers.x',
+    message: '100% wrong\nreally',
+  });
+  assert.is(line, '::error file=a%2Cb%3Ac.yaml,line=3,col=5::servers.x: 100%25 wrong%0Areally');
+});
+
+test.run();
