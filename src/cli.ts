@@ -1,12 +1,9 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { serveCommand } from './commands/serve.js';
 import { EXIT_USAGE, validateCommand, type OutputFormat } from './commands/validate.js';
 import { schemaText } from './manifest/schema.js';
-
-const VERSION: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version;
+import { VERSION } from './version.js';
 
 const DEFAULT_MANIFEST = 'mcp-proxy.yaml';
 
@@ -26,6 +23,8 @@ Options:
   serve: `Usage: mcp-proxy serve [-c FILE] [--host HOST] [--port PORT]
 
 Serves every server of the manifest at /servers/<name>/mcp.
+With no -c and MCP_COMMAND (+ MCP_ARGS) or MCP_PROXY_URL set, serves that one server at /mcp and
+/servers/default/mcp, as the Azure mcp-gateway's per-adapter container did.
 
 Options:
   -c, --config FILE      manifest to serve (default: $MCP_PROXY_CONFIG, else ./${DEFAULT_MANIFEST})
@@ -99,10 +98,14 @@ async function main(argv: string[]): Promise<number> {
       const files = parsed.positionals.length ? parsed.positionals : [DEFAULT_MANIFEST];
       return validateCommand(files, format as OutputFormat, process.env, out);
     }
-    case 'serve': {
-      const file = (values.config as string | undefined) ?? process.env.MCP_PROXY_CONFIG ?? DEFAULT_MANIFEST;
-      return validateCommand([file], 'text', process.env, out);
-    }
+    case 'serve':
+      return serveCommand({
+        config: values.config as string | undefined,
+        host: values.host as string | undefined,
+        port: values.port as string | undefined,
+        env: process.env,
+        defaultManifest: DEFAULT_MANIFEST,
+      });
   }
 }
 

@@ -25,6 +25,32 @@ export interface LoadResult {
 }
 
 /**
+ * Checks a manifest value against the schema and turns it into servers: the part of loading that
+ * does not care where the value came from (a file, or the environment in single-server mode).
+ * `alreadyInvalid` are paths found wrong before (by interpolation): not reported again.
+ */
+export function checkManifestValue(
+  value: unknown,
+  baseDir: string,
+  alreadyInvalid: PathSegment[][] = [],
+): { manifest: Manifest; problems: Problem[] } {
+  const schemaProblems = validateAgainstSchema(value).filter(
+    (p) => !alreadyInvalid.some((path) => startsWith(p.path, path)),
+  );
+  const invalid = [
+    ...alreadyInvalid,
+    ...schemaProblems.filter((p) => p.severity === 'error').map((p) => p.path),
+  ];
+  const normalized = normalize(value as ManifestInput, {
+    baseDir,
+    // An entry is skipped when anything inside it, or the entry itself, was found wrong.
+    isInvalid: (path) =>
+      invalid.some((bad) => startsWith(bad, path) || (bad.length < path.length && startsWith(path, bad))),
+  });
+  return { manifest: normalized.manifest, problems: [...schemaProblems, ...normalized.problems] };
+}
+
+/**
  * Loads a manifest: bytes → text → YAML with positions → ${VAR} interpolation → JSON Schema → servers.
  * Pure: the same input always gives the same result, and nothing is read, started or printed.
  * Reports every problem it can find in one pass, each with its line and column.
@@ -58,28 +84,15 @@ export function loadManifest(input: LoadInput): LoadResult {
   }
 
   const interpolated = interpolate(value, input.env);
-  const problems: Problem[] = [...interpolated.problems];
   // A value whose interpolation failed would only fail the schema again, less clearly.
-  const uninterpolated = interpolated.problems.map((p) => p.path);
-  const schemaProblems = validateAgainstSchema(interpolated.value).filter(
-    (p) => !uninterpolated.some((path) => startsWith(p.path, path)),
+  const checked = checkManifestValue(
+    interpolated.value,
+    input.baseDir,
+    interpolated.problems.map((p) => p.path),
   );
-  problems.push(...schemaProblems);
-
-  const invalid = [
-    ...uninterpolated,
-    ...schemaProblems.filter((p) => p.severity === 'error').map((p) => p.path),
-  ];
-  const normalized = normalize(interpolated.value as ManifestInput, {
-    baseDir: input.baseDir,
-    // An entry is skipped when anything inside it, or the entry itself, was found wrong.
-    isInvalid: (path) =>
-      invalid.some((bad) => startsWith(bad, path) || (bad.length < path.length && startsWith(path, bad))),
-  });
-  problems.push(...normalized.problems);
-
+  const problems = [...interpolated.problems, ...checked.problems];
   const diagnostics = [...parsed.diagnostics, ...problems.map((p) => positioned(source, file, p))];
-  return hasErrors(diagnostics) ? { diagnostics } : { manifest: normalized.manifest, diagnostics };
+  return hasErrors(diagnostics) ? { diagnostics } : { manifest: checked.manifest, diagnostics };
 }
 
 function positioned(source: YamlSource, file: string, p: Problem): Diagnostic {

@@ -28,6 +28,7 @@ interface ServerInput extends PolicyInput {
   headers?: Record<string, Scalar>;
   scope?: string;
   disabled?: boolean;
+  prewarm?: number;
 }
 
 interface AdapterInput {
@@ -151,6 +152,7 @@ function serverFromInput(name: string, s: ServerInput, defaults: PolicyInput, ba
     env: stringMap(s.env),
     cwd: s.cwd === undefined ? baseDir : isAbsolute(s.cwd) ? s.cwd : resolve(baseDir, s.cwd),
     isolation: s.isolation ?? defaults.isolation ?? BUILT_IN_DEFAULTS.isolation,
+    prewarm: s.prewarm ?? 0,
     startup: s.startup ?? defaults.startup ?? BUILT_IN_DEFAULTS.startup,
     restart: s.restart ?? defaults.restart ?? BUILT_IN_DEFAULTS.restart,
   };

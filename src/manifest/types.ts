@@ -33,6 +33,8 @@ export interface StdioServerSpec extends CommonSpec {
   /** Absolute. */
   cwd: string;
   isolation: Isolation;
+  /** With `isolation: session`: children kept started ahead of demand, so a new session need not wait. */
+  prewarm: number;
   startup: Startup;
   restart: RestartPolicy;
 }

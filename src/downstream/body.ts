@@ -1,0 +1,42 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Default cap on a request body: large enough for 1 MiB tool arguments with room to spare. */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export type BodyResult = { ok: true; text: string } | { ok: false; status: 413 | 400; message: string };
+
+/**
+ * Reads a request body up to `limit` bytes. A declared Content-Length over the limit is refused before
+ * reading; a body that grows past it while streaming is refused as soon as it does.
+ */
+export async function readBody(req: IncomingMessage, limit = DEFAULT_MAX_BODY_BYTES): Promise<BodyResult> {
+  const tooLarge = { ok: false, status: 413, message: `request body exceeds ${limit} bytes` } as const;
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume(); // drain, so the connection can answer
+    return tooLarge;
+  }
+  // Listeners rather than `for await`: leaving an async iterator early destroys the socket, and the
+  // client would never see the 413. Past the limit, the rest is read and dropped.
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (result: BodyResult) => {
+      if (settled) return;
+      settled = true;
+      chunks.length = 0;
+      resolve(result);
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > limit) settle(tooLarge);
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!settled) settle({ ok: true, text: Buffer.concat(chunks, size).toString('utf8') });
+    });
+    req.on('error', () => settle({ ok: false, status: 400, message: 'the request body could not be read' }));
+  });
+}

@@ -1,0 +1,325 @@
+/**
+ * One stdio MCP server process: newline-delimited JSON-RPC on its stdin and stdout, stderr kept for people.
+ * Peers that spawn through a shell, or signal only the process they started, leave orphans behind
+ * (FIELD-NOTES, "How peers fail"); so a child is spawned without a shell as the leader of its own process
+ * group, and it is always the group that is signalled.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+
+export interface StdioChildOptions {
+  name: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** How long the group has between SIGTERM and SIGKILL. Default 3000. */
+  stopGraceMs?: number;
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when it could not be spawned at all, e.g. ENOENT. */
+  error?: Error;
+}
+
+export interface StdioChild {
+  /** Also the id of its process group. Undefined when it could not be spawned. */
+  readonly pid: number | undefined;
+  /** Writes one JSON-RPC message as a line to stdin. Silently drops after exit. */
+  send(message: JSONRPCMessage): void;
+  /** One per stdout line that parses as JSON-RPC. */
+  onmessage?: (message: JSONRPCMessage) => void;
+  /**
+   * Exactly once, also for spawn failure (asynchronously). Comes after the last `onmessage`, once stdout
+   * has closed, and when it comes no process of the group is alive any more.
+   */
+  onexit?: (exit: ChildExit) => void;
+  /** Last stderr lines (at most 200), oldest first. */
+  stderrTail(): string[];
+  /** TERM to the whole process group, KILL to the group after stopGraceMs; resolves once exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface ChildLog {
+  stderr(server: string, line: string): void;
+  /** A stdout line that is not JSON-RPC, or a note that an over-long one was dropped. */
+  skipped(server: string, line: string): void;
+}
+
+/**
+ * The longest stdout line (one message) accepted. Tool arguments and results of several MiB are normal;
+ * past this a line is dropped rather than buffered, so one server cannot exhaust the proxy's memory.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** stderr is read by people: a longer line is a dump, not a diagnosis. */
+const MAX_STDERR_LINE_BYTES = 64 * 1024;
+const STDERR_TAIL_LINES = 200;
+const DEFAULT_STOP_GRACE_MS = 3000;
+/** After the group's KILL, how long stdout may take to report closed before it is cut. */
+const CLOSE_SLACK_MS = 500;
+
+/** Process groups spawned and not yet swept. */
+const liveGroups = new Set<number>();
+
+// Runs on process.exit(), on the event loop running dry and on an uncaught exception alike; only synchronous
+// work is possible there, and SIGKILL needs nothing from the child. Nothing runs when the proxy is killed by a
+// signal it does not handle: whoever owns the process's signals must turn them into an exit.
+process.on('exit', () => {
+  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+});
+
+/** Pids (= process group ids) of the children that have not reported their exit yet. */
+export function liveChildPids(): number[] {
+  return [...liveGroups];
+}
+
+export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): StdioChild {
+  let proc: ChildProcess;
+  try {
+    proc = spawn(options.command, options.args, {
+      cwd: options.cwd,
+      env: options.env,
+      shell: false,
+      detached: true,
+      stdio: 'pipe',
+    });
+  } catch (error) {
+    // Bad arguments (a NUL byte) and some errnos (E2BIG) throw instead of emitting 'error'.
+    return failedChild(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  const { name } = options;
+  const graceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+  const pid = proc.pid;
+  if (pid !== undefined) liveGroups.add(pid);
+  const tail: string[] = [];
+  let leaderExit: ChildExit | undefined;
+  let finished = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let closeTimer: NodeJS.Timeout | undefined;
+  let markDone = () => {};
+  const done = new Promise<void>((resolve) => (markDone = resolve));
+
+  const child: StdioChild = {
+    pid,
+    send(message) {
+      if (leaderExit || finished || !proc.stdin?.writable) return;
+      proc.stdin.write(`${JSON.stringify(message)}\n`);
+    },
+    stderrTail: () => [...tail],
+    stop() {
+      terminate();
+      return done;
+    },
+  };
+
+  function terminate() {
+    if (pid === undefined || killTimer !== undefined || finished) return;
+    signalGroup(pid, 'SIGTERM');
+    killTimer = setTimeout(() => {
+      signalGroup(pid, 'SIGKILL');
+      // Also the leader by pid, should it have moved itself to another group: stop() must always end.
+      proc.kill('SIGKILL');
+    }, graceMs);
+  }
+
+  function finish(exit: ChildExit) {
+    if (finished) return;
+    finished = true;
+    clearTimeout(killTimer);
+    clearTimeout(closeTimer);
+    if (pid !== undefined) {
+      // Whatever is left of the group can no longer talk to the proxy: no orphans.
+      signalGroup(pid, 'SIGKILL');
+      liveGroups.delete(pid);
+    }
+    child.onexit?.(exit);
+    markDone();
+  }
+
+  const stdout = new LineSplitter(
+    MAX_MESSAGE_BYTES,
+    (line) => {
+      if (line === '') return;
+      const message = parseMessage(line);
+      if (message) child.onmessage?.(message);
+      else log.skipped(name, line);
+    },
+    () => log.skipped(name, `[a stdout line longer than ${MAX_MESSAGE_BYTES} bytes was dropped]`),
+  );
+  const record = (line: string) => {
+    tail.push(line);
+    if (tail.length > STDERR_TAIL_LINES) tail.shift();
+    log.stderr(name, line);
+  };
+  const stderr = new LineSplitter(MAX_STDERR_LINE_BYTES, record, () =>
+    record(`[a stderr line longer than ${MAX_STDERR_LINE_BYTES} bytes was dropped]`),
+  );
+
+  // The streams are null only when spawning failed with EMFILE or ENFILE.
+  proc.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+  proc.stdout?.on('end', () => stdout.end());
+  proc.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  proc.stderr?.on('end', () => stderr.end());
+  // EPIPE on stdin once the child stops reading, like any pipe error, ends in the exit that gets reported.
+  for (const stream of [proc.stdin, proc.stdout, proc.stderr]) stream?.on('error', () => {});
+
+  proc.on('error', (error) => {
+    // Only a failed spawn leaves no pid; a later 'error' (a signal that could not be sent) changes nothing
+    // that the exit will not report.
+    if (pid === undefined) finish({ code: null, signal: null, error: explainSpawnError(error, options) });
+  });
+  proc.on('exit', (code, signal) => {
+    const exit = { code, signal };
+    leaderExit = exit;
+    // The rest of the group lost its leader: it gets the same TERM, grace and KILL as on stop().
+    terminate();
+    // stdout closes once every holder of the pipe is gone; one that left the group could hold it forever.
+    closeTimer = setTimeout(() => {
+      proc.stdout?.destroy();
+      proc.stderr?.destroy();
+      finish(exit);
+    }, graceMs + CLOSE_SLACK_MS);
+  });
+  // 'close' comes after 'exit' and after stdout and stderr have ended, so every line has been delivered.
+  proc.on('close', (code, signal) => finish(leaderExit ?? { code, signal }));
+
+  return child;
+}
+
+/** A child that never started: it reports so asynchronously, like a spawn that fails with ENOENT. */
+function failedChild(error: Error): StdioChild {
+  const child: StdioChild = {
+    pid: undefined,
+    send() {},
+    stderrTail: () => [],
+    stop: () => reported,
+  };
+  const reported = new Promise<void>((resolve) =>
+    process.nextTick(() => {
+      child.onexit?.({ code: null, signal: null, error });
+      resolve();
+    }),
+  );
+  return child;
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: every process of the group is gone already.
+  }
+}
+
+/** Node says "spawn x ENOENT" for a missing command and for a missing cwd alike: say which, and where it looked. */
+function explainSpawnError(error: Error, { command, cwd, env }: StdioChildOptions): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  let message = error.message;
+  if (code === 'ENOENT' && !existsSync(cwd)) message = `working directory ${cwd} does not exist`;
+  else if (code === 'ENOENT' && command.includes('/')) message = `command ${command} does not exist`;
+  else if (code === 'ENOENT')
+    message = `command "${command}" not found on PATH (${env.PATH ?? 'PATH not set'})`;
+  else if (code === 'EACCES') message = `permission denied running ${command} in ${cwd}`;
+  return new Error(message, { cause: error });
+}
+
+function parseMessage(line: string): JSONRPCMessage | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return isJsonRpcMessage(value) ? value : undefined;
+}
+
+/**
+ * The shape test of the SDK's JSONRPCMessageSchema without running zod on every message of the hot path.
+ * Looser in one way: unknown top-level keys pass; whoever reads a message checks the parts it uses.
+ */
+function isJsonRpcMessage(value: unknown): value is JSONRPCMessage {
+  if (!isObject(value) || value.jsonrpc !== '2.0') return false;
+  if (typeof value.method === 'string') {
+    return (
+      (!('id' in value) || isRequestId(value.id)) && (value.params === undefined || isObject(value.params))
+    );
+  }
+  if ('result' in value) return isRequestId(value.id) && isObject(value.result);
+  const error = value.error;
+  return (
+    isObject(error) &&
+    Number.isInteger(error.code) &&
+    typeof error.message === 'string' &&
+    (!('id' in value) || isRequestId(value.id))
+  );
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isRequestId = (id: unknown) => typeof id === 'string' || Number.isInteger(id);
+
+const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+
+/**
+ * Splits a byte stream into lines on '\n', dropping a '\r' before it. A line that arrives in many chunks
+ * is joined once, when its end arrives, so a large message costs one copy rather than one per chunk.
+ * '\n' never occurs inside a UTF-8 multi-byte sequence, so splitting bytes before decoding is safe.
+ */
+class LineSplitter {
+  private parts: Buffer[] = [];
+  private bytes = 0;
+  /** Dropping the rest of a line that went past maxBytes. */
+  private overlong = false;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly onLine: (line: string) => void,
+    private readonly onOverlong: () => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
+      this.add(chunk.subarray(start, end));
+      this.endLine();
+      start = end + 1;
+    }
+    if (start < chunk.length) this.add(chunk.subarray(start));
+  }
+
+  /** The stream ended: a last line without '\n' still counts. */
+  end(): void {
+    if (this.parts.length > 0) this.endLine();
+  }
+
+  private add(part: Buffer): void {
+    if (this.overlong) return;
+    if (this.bytes + part.length > this.maxBytes) {
+      this.overlong = true;
+      this.parts = [];
+      this.bytes = 0;
+      this.onOverlong();
+      return;
+    }
+    this.parts.push(part);
+    this.bytes += part.length;
+  }
+
+  private endLine(): void {
+    if (this.overlong) {
+      this.overlong = false;
+      return;
+    }
+    let line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes);
+    this.parts = [];
+    this.bytes = 0;
+    if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, -1);
+    this.onLine(line.toString('utf8'));
+  }
+}

@@ -1,0 +1,42 @@
+import type {
+  JSONRPCErrorResponse,
+  JSONRPCMessage,
+  JSONRPCNotification,
+  JSONRPCRequest,
+  JSONRPCResultResponse,
+  RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+
+// Structural checks on the hot path. The SDK's guards run zod on every message; these only look at the
+// keys that tell the kinds apart, because the message has already been checked (by the SDK transport
+// when it came from a client) or is relayed as it is (when it came from a child).
+
+export type Response = JSONRPCResultResponse | JSONRPCErrorResponse;
+
+export const isRequest = (m: JSONRPCMessage): m is JSONRPCRequest => 'method' in m && 'id' in m;
+
+export const isNotification = (m: JSONRPCMessage): m is JSONRPCNotification => 'method' in m && !('id' in m);
+
+export const isResponse = (m: JSONRPCMessage): m is Response => !('method' in m) && 'id' in m;
+
+/** Server-side error codes of JSON-RPC, for errors the proxy itself answers. */
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InternalError: -32603,
+  /** Implementation-defined server errors (-32000 to -32099): the upstream could not be reached or used. */
+  UpstreamUnavailable: -32000,
+  /** The SDK's code for a session the server does not know, and for a request that timed out. */
+  SessionNotFound: -32001,
+  RequestTimeout: -32001,
+} as const;
+
+export function errorResponse(id: RequestId, code: number, message: string): JSONRPCErrorResponse {
+  return { jsonrpc: '2.0', id, error: { code, message } };
+}
+
+/** A JSON-RPC error body for an HTTP error answer, where no request id can be known. */
+export function errorBody(code: number, message: string, id: RequestId | null = null): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
+}

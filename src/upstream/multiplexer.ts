@@ -1,0 +1,310 @@
+import {
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type InitializeResult,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { SessionChannel } from './channel.js';
+import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type Response } from './jsonrpc.js';
+
+/** A client request in flight upstream, under the id the multiplexer gave it. */
+interface PendingRequest {
+  session: MuxSession;
+  clientId: RequestId;
+  clientProgressToken?: string | number;
+}
+
+/** A request from the upstream to one client (sampling, elicitation, roots), under a downstream id. */
+interface PendingServerRequest {
+  session: MuxSession;
+  upstreamId: RequestId;
+}
+
+/**
+ * Many client sessions over one upstream that was initialized once (a shared stdio child).
+ *
+ * Every id that crosses is remapped, so no session sees another's messages: client request ids and
+ * progress tokens become upstream-unique numbers, server-to-client request ids become downstream-unique
+ * numbers, and cancellations follow their request. Notifications without an owner (list changes) go to
+ * every session; resource updates to the sessions subscribed to that resource. Pure routing: it owns no
+ * process and no socket, only the maps; `sendUpstream` is the child's stdin.
+ */
+export class Multiplexer {
+  private readonly sessions = new Set<MuxSession>();
+  private nextUpstreamId = 1;
+  private nextDownstreamId = 1;
+  private readonly pending = new Map<number, PendingRequest>();
+  private readonly serverRequests = new Map<number, PendingServerRequest>();
+  private readonly subscribers = new Map<string, Set<MuxSession>>();
+  private initializeResult?: InitializeResult;
+
+  constructor(
+    private readonly sendUpstream: (message: JSONRPCMessage) => void,
+    private readonly name: string,
+  ) {}
+
+  /** The upstream is initialized (again, after a restart): what clients are told at their initialize. */
+  upstreamReady(result: InitializeResult): void {
+    this.initializeResult = result;
+    // A restarted child has forgotten its subscriptions: renew those that sessions still hold.
+    for (const uri of this.subscribers.keys()) this.internalRequest('resources/subscribe', { uri });
+  }
+
+  /**
+   * The upstream went away: every request in flight fails now rather than hanging, and requests it
+   * made of clients are void. Sessions stay open; their next calls reach the restarted child.
+   */
+  upstreamLost(reason: string): void {
+    for (const [id, p] of this.pending) {
+      p.session.inFlight.delete(id);
+      p.session.deliver(
+        errorResponse(p.clientId, ErrorCode.UpstreamUnavailable, `upstream ${this.name} ${reason}`),
+      );
+    }
+    this.pending.clear();
+    this.serverRequests.clear();
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  openSession(): SessionChannel {
+    const session = new MuxSession(this);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** A message from the upstream. */
+  fromUpstream(message: JSONRPCMessage): void {
+    if (isResponse(message)) this.routeResponse(message);
+    else if (isRequest(message)) this.routeServerRequest(message);
+    else if (isNotification(message)) this.routeNotification(message);
+  }
+
+  /** @internal a message from one session's client */
+  fromClient(session: MuxSession, message: JSONRPCMessage): void {
+    if (isRequest(message)) this.clientRequest(session, message);
+    else if (isNotification(message)) this.clientNotification(session, message);
+    else if (isResponse(message)) {
+      const entry = typeof message.id === 'number' ? this.serverRequests.get(message.id) : undefined;
+      if (!entry || entry.session !== session) return; // not ours to answer, or already void
+      this.serverRequests.delete(message.id as number);
+      this.sendUpstream({ ...message, id: entry.upstreamId });
+    }
+  }
+
+  /** @internal the session ended: cancel what it left in flight, release what it held. */
+  closeSession(session: MuxSession): void {
+    if (!this.sessions.delete(session)) return;
+    for (const id of session.inFlight) {
+      this.pending.delete(id);
+      this.sendUpstream(cancelled(id, 'the client session ended'));
+    }
+    session.inFlight.clear();
+    for (const [downstreamId, entry] of this.serverRequests) {
+      if (entry.session !== session) continue;
+      this.serverRequests.delete(downstreamId);
+      this.sendUpstream(errorResponse(entry.upstreamId, ErrorCode.InternalError, 'the client session ended'));
+    }
+    for (const uri of session.subscriptions) this.unsubscribe(session, uri, undefined);
+  }
+
+  private clientRequest(session: MuxSession, request: JSONRPCRequest): void {
+    switch (request.method) {
+      case 'initialize':
+        session.deliver({ jsonrpc: '2.0', id: request.id, result: this.initializeFor(request) });
+        return;
+      case 'ping':
+        session.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+        return;
+      case 'resources/subscribe': {
+        const uri = String(request.params?.uri);
+        session.subscriptions.add(uri);
+        const set = this.subscribers.get(uri) ?? new Set();
+        set.add(session);
+        this.subscribers.set(uri, set);
+        break;
+      }
+      case 'resources/unsubscribe':
+        this.unsubscribe(session, String(request.params?.uri), request);
+        return;
+    }
+    this.forward(session, request);
+  }
+
+  private forward(session: MuxSession, request: JSONRPCRequest): void {
+    const upstreamId = this.nextUpstreamId++;
+    const entry: PendingRequest = { session, clientId: request.id };
+    let params = request.params;
+    const token = params?._meta?.progressToken;
+    if (token !== undefined) {
+      // The upstream id doubles as the progress token: unique upstream, and found again in one lookup.
+      entry.clientProgressToken = token;
+      params = { ...params, _meta: { ...params!._meta, progressToken: upstreamId } };
+    }
+    this.pending.set(upstreamId, entry);
+    session.inFlight.add(upstreamId);
+    this.sendUpstream({ ...request, id: upstreamId, ...(params && { params }) });
+  }
+
+  private clientNotification(session: MuxSession, notification: JSONRPCNotification): void {
+    switch (notification.method) {
+      case 'notifications/initialized':
+        return; // the proxy initialized the upstream itself, once
+      case 'notifications/cancelled': {
+        const upstreamId = this.findUpstreamId(session, notification.params?.requestId as RequestId);
+        if (upstreamId === undefined) return;
+        this.pending.delete(upstreamId);
+        session.inFlight.delete(upstreamId);
+        this.sendUpstream({ ...notification, params: { ...notification.params, requestId: upstreamId } });
+        return;
+      }
+      default:
+        this.sendUpstream(notification);
+    }
+  }
+
+  private routeResponse(response: Response): void {
+    if (typeof response.id !== 'number') return; // the proxy's own requests use string ids
+    const entry = this.pending.get(response.id);
+    if (!entry) return; // cancelled, or its session is gone
+    this.pending.delete(response.id);
+    entry.session.inFlight.delete(response.id);
+    entry.session.deliver({ ...response, id: entry.clientId });
+  }
+
+  private routeServerRequest(request: JSONRPCRequest): void {
+    if (request.method === 'ping') {
+      this.sendUpstream({ jsonrpc: '2.0', id: request.id, result: {} });
+      return;
+    }
+    // Over stdio a server's request names no client request; the session with work in flight is the
+    // one it is about. With several such sessions there is no telling, and guessing would leak.
+    const busy = [...this.sessions].filter((s) => s.inFlight.size > 0);
+    const candidates = busy.length > 0 ? busy : [...this.sessions];
+    if (candidates.length !== 1) {
+      const why =
+        candidates.length === 0
+          ? 'no client session is open'
+          : `${candidates.length} client sessions are active`;
+      this.sendUpstream(
+        errorResponse(
+          request.id,
+          ErrorCode.InternalError,
+          `mcp-proxy cannot tell which client ${request.method} is for: ${why}`,
+        ),
+      );
+      return;
+    }
+    const session = candidates[0]!;
+    const downstreamId = this.nextDownstreamId++;
+    this.serverRequests.set(downstreamId, { session, upstreamId: request.id });
+    session.deliver({ ...request, id: downstreamId }, session.soleInFlightClientId(this.pending));
+  }
+
+  private routeNotification(notification: JSONRPCNotification): void {
+    const params = notification.params;
+    switch (notification.method) {
+      case 'notifications/progress': {
+        const entry = this.pending.get(params?.progressToken as number);
+        if (!entry || entry.clientProgressToken === undefined) return;
+        entry.session.deliver(
+          { ...notification, params: { ...params, progressToken: entry.clientProgressToken } },
+          entry.clientId,
+        );
+        return;
+      }
+      case 'notifications/cancelled': {
+        // The upstream withdraws a request it made of a client.
+        for (const [downstreamId, entry] of this.serverRequests) {
+          if (entry.upstreamId !== params?.requestId) continue;
+          this.serverRequests.delete(downstreamId);
+          entry.session.deliver({ ...notification, params: { ...params, requestId: downstreamId } });
+        }
+        return;
+      }
+      case 'notifications/resources/updated':
+        for (const session of this.subscribers.get(String(params?.uri)) ?? []) session.deliver(notification);
+        return;
+      case 'notifications/message': {
+        // A log line written while exactly one session has work in flight belongs to that work.
+        const busy = [...this.sessions].filter((s) => s.inFlight.size > 0);
+        if (busy.length === 1) {
+          busy[0]!.deliver(notification, busy[0]!.soleInFlightClientId(this.pending));
+          return;
+        }
+        break;
+      }
+    }
+    for (const session of this.sessions) session.deliver(notification);
+  }
+
+  private unsubscribe(session: MuxSession, uri: string, request: JSONRPCRequest | undefined): void {
+    session.subscriptions.delete(uri);
+    const set = this.subscribers.get(uri);
+    set?.delete(session);
+    const last = set !== undefined && set.size === 0;
+    if (last) this.subscribers.delete(uri);
+    if (request && last) this.forward(session, request);
+    else if (request) session.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+    else if (last) this.internalRequest('resources/unsubscribe', { uri });
+  }
+
+  private internalRequest(method: string, params: Record<string, unknown>): void {
+    // String ids never collide with the numbers given to client requests; their answers are dropped.
+    this.sendUpstream({ jsonrpc: '2.0', id: `mcp-proxy-${this.nextUpstreamId++}`, method, params });
+  }
+
+  private findUpstreamId(session: MuxSession, clientId: RequestId): number | undefined {
+    for (const id of session.inFlight) if (this.pending.get(id)?.clientId === clientId) return id;
+    return undefined;
+  }
+
+  /** The upstream's own initialize result, with the protocol version agreed with this client. */
+  private initializeFor(request: JSONRPCRequest): InitializeResult {
+    const result = this.initializeResult!;
+    const asked = request.params?.protocolVersion;
+    const protocolVersion =
+      typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked)
+        ? asked
+        : result.protocolVersion;
+    return { ...result, protocolVersion };
+  }
+}
+
+function cancelled(requestId: RequestId, reason: string): JSONRPCNotification {
+  return { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } };
+}
+
+/** One client session of a Multiplexer. */
+class MuxSession implements SessionChannel {
+  /** Upstream ids of this session's requests in flight. */
+  readonly inFlight = new Set<number>();
+  readonly subscriptions = new Set<string>();
+  onmessage?: (message: JSONRPCMessage, relatedRequestId?: RequestId) => void;
+  onclose?: () => void;
+
+  constructor(private readonly mux: Multiplexer) {}
+
+  send(message: JSONRPCMessage): void {
+    this.mux.fromClient(this, message);
+  }
+
+  close(): void {
+    this.mux.closeSession(this);
+  }
+
+  deliver(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    this.onmessage?.(message, relatedRequestId);
+  }
+
+  /** The client id of this session's only request in flight, if it has exactly one. */
+  soleInFlightClientId(pending: ReadonlyMap<number, PendingRequest>): RequestId | undefined {
+    if (this.inFlight.size !== 1) return undefined;
+    const [id] = this.inFlight;
+    return pending.get(id!)?.clientId;
+  }
+}

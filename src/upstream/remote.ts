@@ -1,0 +1,325 @@
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { pipeline } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger, type Logger } from '../log.js';
+import type { RemoteServerSpec } from '../manifest/types.js';
+import { ErrorCode, errorBody } from './jsonrpc.js';
+import type { Upstream, UpstreamState } from './types.js';
+
+type JsonRpcId = string | number | null;
+
+const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
+const UPSTREAM_TIMEOUT = ErrorCode.RequestTimeout;
+
+/** Connection-scoped headers (RFC 9110 §7.6.1, plus the legacy Proxy-Connection): never relayed. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
+
+/**
+ * Client headers that stop here. Host names the proxy, not the upstream: Node then sends the upstream's
+ * own, unless a configured Host says otherwise. The client's Authorization is a token for the proxy, and
+ * MCP's security guidance forbids passing it through. Expect was already answered by the proxy's own HTTP
+ * server, which sent the 100 Continue.
+ */
+const CLIENT_ONLY = ['host', 'authorization', 'expect'];
+
+/** Bodies up to this size are also kept aside as they stream past, so that an error answer can carry their id. */
+const PEEK_LIMIT = 64 * 1024;
+/** How long an error answer waits for the rest of a small body (to read its id) before answering with id null. */
+const PEEK_WAIT_MS = 1000;
+/** Node fires a timer set for longer than this after 1 ms instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Copies the end-to-end headers: drops the hop-by-hop ones, those the Connection header names, and `also`. */
+function endToEnd(headers: IncomingHttpHeaders, also: readonly string[]): OutgoingHttpHeaders {
+  const named = (headers.connection ?? '').split(',').map((token) => token.trim().toLowerCase());
+  const dropped = new Set([...HOP_BY_HOP, ...named, ...also]);
+  const kept: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !dropped.has(name)) kept[name] = value;
+  }
+  return kept;
+}
+
+function upstreamRequestHeaders(
+  client: IncomingHttpHeaders,
+  configured: Record<string, string>,
+): OutgoingHttpHeaders {
+  const headers = endToEnd(client, CLIENT_ONLY);
+  for (const [name, value] of Object.entries(configured)) headers[name.toLowerCase()] = value;
+  return headers;
+}
+
+function clientResponseHeaders(upstream: IncomingMessage): OutgoingHttpHeaders {
+  const headers = endToEnd(upstream.headers, []);
+  // nginx in front would otherwise hold SSE events back until its buffer fills.
+  if (upstream.headers['content-type']?.toLowerCase().startsWith('text/event-stream')) {
+    headers['x-accel-buffering'] = 'no';
+  }
+  return headers;
+}
+
+function answerError(
+  res: ServerResponse,
+  status: number,
+  id: JsonRpcId,
+  message: string,
+  code: number,
+): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(errorBody(code, message, id));
+}
+
+/**
+ * Keeps a copy of the client's body as it streams to the upstream, never holding it back, as long as it
+ * stays small: an error answer can then name the request it answers. Larger bodies (and batches,
+ * notifications, anything not a single JSON-RPC request) are answered with id null.
+ */
+class RequestIdPeek {
+  private chunks: Buffer[] | undefined = [];
+  private size = 0;
+  private complete = false;
+  private readonly settled: Promise<void>;
+
+  constructor(private readonly req: IncomingMessage) {
+    this.settled = new Promise((resolve) => {
+      req.on('data', (chunk: Buffer) => {
+        if (this.chunks === undefined) return;
+        this.size += chunk.length;
+        if (this.size > PEEK_LIMIT) {
+          this.chunks = undefined;
+          resolve();
+        } else this.chunks.push(chunk);
+      });
+      req.on('end', () => {
+        this.complete = true;
+        resolve();
+      });
+      req.on('close', resolve);
+    });
+  }
+
+  /** Once the upstream answers, no error answer will need the id: a long stream should not hold the copy. */
+  forget(): void {
+    this.chunks = undefined;
+  }
+
+  async id(): Promise<JsonRpcId> {
+    // The upstream failed, so nobody else reads the rest of the body; reading it keeps the client's
+    // connection usable, and a small body's id may still be in it.
+    this.req.resume();
+    await Promise.race([this.settled, sleep(PEEK_WAIT_MS, undefined, { ref: false })]);
+    if (this.chunks === undefined || !this.complete) return null;
+    try {
+      const message: unknown = JSON.parse(Buffer.concat(this.chunks).toString('utf8'));
+      if (typeof message !== 'object' || message === null || !('method' in message) || !('id' in message)) {
+        return null;
+      }
+      return typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/**
+ * The remote server's sessions, counted from outside (best effort). A session id handed out in answer to a
+ * POST that carried none opens one: only initialize does that. A DELETE, or a 404 for that id (the server
+ * forgot it), closes it. Many clients never send DELETE, so a session unused for idleTimeout no longer
+ * counts; otherwise the count, and this map, would only grow.
+ */
+class SessionLedger {
+  private readonly lastUsed = new Map<string, number>();
+
+  constructor(private readonly idleMs: number) {}
+
+  observe(method: string | undefined, sent: unknown, status: number, received: unknown): void {
+    const now = Date.now();
+    if (typeof sent !== 'string') {
+      if (method === 'POST' && status >= 200 && status < 300 && typeof received === 'string') {
+        this.prune(now);
+        this.lastUsed.set(received, now);
+      }
+    } else if (this.lastUsed.has(sent)) {
+      if (status === 404 || (method === 'DELETE' && status >= 200 && status < 300))
+        this.lastUsed.delete(sent);
+      else this.lastUsed.set(sent, now);
+    }
+  }
+
+  count(): number {
+    this.prune(Date.now());
+    return this.lastUsed.size;
+  }
+
+  private prune(now: number): void {
+    for (const [id, at] of this.lastUsed) if (now - at > this.idleMs) this.lastUsed.delete(id);
+  }
+}
+
+/**
+ * A remote Streamable HTTP server, served by passing each request through to `spec.url`: bodies and SSE
+ * streams are piped both ways as they arrive, never buffered. `handle` resolves when the exchange is over
+ * (the response has ended or either side has gone), which for an SSE stream may be hours later.
+ */
+export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silentLogger): Upstream {
+  const url = new URL(spec.url);
+  const secure = url.protocol === 'https:';
+  const send = secure ? httpsRequest : httpRequest;
+  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  const sessions = new SessionLedger(spec.idleTimeoutMs);
+  /** Aborts every exchange still running, for stop(). */
+  const inFlight = new Set<() => void>();
+  let state: UpstreamState = 'starting';
+  let lastError: string | undefined;
+
+  const stoppedMessage = `upstream ${spec.name} is stopped`;
+
+  /** Records an upstream failure (unreachable, timed out, cut mid-response) and gives its message back. */
+  function failed(message: string): string {
+    lastError = message;
+    log.warn('upstream-failed', { server: spec.name, reason: message });
+    return message;
+  }
+
+  function exchange(req: IncomingMessage, res: ServerResponse, done: () => void): void {
+    let upstreamReq: ClientRequest;
+    try {
+      upstreamReq = send(url, {
+        method: req.method,
+        headers: upstreamRequestHeaders(req.headers, spec.headers),
+        agent,
+      });
+    } catch (error) {
+      // Node validates headers here: a configured header value it refuses fails every request alike.
+      const message = `upstream ${spec.name} request refused: ${(error as Error).message}`;
+      answerError(res, 502, null, failed(message), UPSTREAM_ERROR);
+      return done();
+    }
+    const peek = new RequestIdPeek(req);
+    /** Why the proxy itself ended the exchange, if it did: decides the answer and whether it is a failure. */
+    let abortedFor: 'timeout' | 'client' | 'stop' | undefined;
+    const abort = (reason: 'timeout' | 'client' | 'stop') => {
+      abortedFor ??= reason;
+      upstreamReq.destroy();
+    };
+    const abortForStop = () => abort('stop');
+    // Only the wait for response headers is bounded: a stream that has started may run as long as it likes.
+    // timeout 0 means no limit.
+    const timer =
+      spec.timeoutMs > 0
+        ? setTimeout(() => abort('timeout'), Math.min(spec.timeoutMs, MAX_TIMER_MS))
+        : undefined;
+    let responded = false;
+    inFlight.add(abortForStop);
+    const finish = () => {
+      clearTimeout(timer);
+      inFlight.delete(abortForStop);
+      done();
+    };
+
+    res.on('close', () => {
+      if (!res.writableFinished) abort('client');
+    });
+    req.on('error', () => abort('client'));
+
+    upstreamReq.on('response', (upstreamRes) => {
+      responded = true;
+      clearTimeout(timer);
+      peek.forget();
+      const status = upstreamRes.statusCode ?? 502;
+      sessions.observe(
+        req.method,
+        req.headers['mcp-session-id'],
+        status,
+        upstreamRes.headers['mcp-session-id'],
+      );
+      try {
+        res.writeHead(status, upstreamRes.statusMessage, clientResponseHeaders(upstreamRes));
+      } catch (error) {
+        // A status or header that Node's client accepted but its server refuses (a status below 100, say):
+        // thrown here, in an event handler, it would end the process.
+        upstreamReq.destroy();
+        const message = `upstream ${spec.name} sent an invalid response: ${(error as Error).message}`;
+        answerError(res, 502, null, failed(message), UPSTREAM_ERROR);
+        return finish();
+      }
+      // Headers go out now, not with the first event, which an SSE stream may send much later.
+      res.flushHeaders();
+      pipeline(upstreamRes, res, (error) => {
+        if (error && abortedFor === undefined)
+          failed(`upstream ${spec.name} cut its response: ${error.message}`);
+        finish();
+      });
+    });
+
+    upstreamReq.on('error', (error) => {
+      if (responded) return; // the response pipeline sees the same failure and reports it
+      if (abortedFor === 'client') return finish();
+      void peek.id().then((id) => {
+        if (abortedFor === 'stop') answerError(res, 503, id, stoppedMessage, UPSTREAM_ERROR);
+        else if (abortedFor === 'timeout') {
+          const message = `upstream ${spec.name} timed out: no response within ${spec.timeoutMs} ms`;
+          answerError(res, 504, id, failed(message), UPSTREAM_TIMEOUT);
+        } else {
+          const message = `upstream ${spec.name} unreachable: ${error.message}`;
+          answerError(res, 502, id, failed(message), UPSTREAM_ERROR);
+        }
+        finish();
+      });
+    });
+
+    req.pipe(upstreamReq);
+  }
+
+  return {
+    spec,
+    async start() {
+      // Nothing to start: a remote server is not probed, its failures show per request.
+      if (state === 'starting') state = 'ready';
+    },
+    handle(req, res) {
+      if (state === 'stopped') {
+        answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => exchange(req, res, resolve));
+    },
+    async stop() {
+      if (state === 'stopped') return;
+      state = 'stopped';
+      for (const abort of inFlight) abort();
+      agent.destroy();
+    },
+    status() {
+      return {
+        name: spec.name,
+        kind: 'remote',
+        state,
+        pids: [],
+        sessions: sessions.count(),
+        restarts: 0,
+        lastError,
+        stderr: [],
+      };
+    },
+  };
+}

@@ -1,0 +1,149 @@
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { SessionEndpoint } from '../downstream/session-endpoint.js';
+import type { StdioServerSpec } from '../manifest/types.js';
+import { UnavailableError, type SessionChannel } from './channel.js';
+import type { ChildExit, StdioChild } from './child.js';
+import { ErrorCode, errorResponse, isNotification, isRequest, isResponse } from './jsonrpc.js';
+import { describeExit, spawnServerChild, type StdioDeps } from './spawn.js';
+import type { Upstream, UpstreamStatus } from './types.js';
+
+/**
+ * A stdio server with one child per client session (`isolation: session`), for stateful servers such as
+ * browsers. The client's own initialize goes to its child. Children are spawned on initialize, from a
+ * warm pool of `prewarm` already-running ones when there is one, and stopped when the session ends
+ * (DELETE, idle timeout, shutdown). A child that exits ends its session: the client gets 404 and
+ * initializes again, as the transport specifies.
+ */
+export function createSessionStdioUpstream(spec: StdioServerSpec, deps: StdioDeps): Upstream {
+  return new SessionStdioUpstream(spec, deps);
+}
+
+class SessionStdioUpstream implements Upstream {
+  /** Every running child, with the channel of the session it serves (none while it waits in the pool). */
+  private readonly live = new Map<StdioChild, ChildChannel | undefined>();
+  private readonly pool: StdioChild[] = [];
+  private readonly endpoint: SessionEndpoint;
+  private stopping = false;
+  private started = false;
+  private lastError?: string;
+  private lastStderr: string[] = [];
+
+  constructor(
+    readonly spec: StdioServerSpec,
+    private readonly deps: StdioDeps,
+  ) {
+    this.endpoint = new SessionEndpoint(
+      { open: async () => this.openChannel() },
+      { name: spec.name, maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs, log: deps.log },
+    );
+  }
+
+  async start(): Promise<void> {
+    this.started = true;
+    this.refillPool();
+  }
+
+  handle(req: Parameters<Upstream['handle']>[0], res: Parameters<Upstream['handle']>[1]): Promise<void> {
+    return this.endpoint.handle(req, res);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.endpoint.closeAll();
+    await Promise.all([...this.live.keys()].map((child) => child.stop()));
+  }
+
+  status(): UpstreamStatus {
+    const pids = [...this.live.keys()].map((c) => c.pid).filter((pid): pid is number => pid !== undefined);
+    return {
+      name: this.spec.name,
+      kind: 'stdio',
+      isolation: 'session',
+      state: this.stopping ? 'stopped' : this.started ? 'ready' : 'starting',
+      pids,
+      sessions: this.endpoint.size,
+      restarts: 0,
+      ...(this.lastError !== undefined && { lastError: this.lastError }),
+      stderr: this.lastStderr,
+    };
+  }
+
+  private openChannel(): SessionChannel {
+    if (this.stopping) throw new UnavailableError(`server ${this.spec.name} is stopping`);
+    const child = this.pool.shift() ?? this.spawn();
+    this.refillPool();
+    const channel = new ChildChannel(child);
+    this.live.set(child, channel);
+    return channel;
+  }
+
+  private refillPool(): void {
+    while (!this.stopping && this.pool.length < this.spec.prewarm) this.pool.push(this.spawn());
+  }
+
+  private spawn(): StdioChild {
+    const child = spawnServerChild(this.spec, this.deps);
+    this.live.set(child, undefined);
+    child.onexit = (exit) => {
+      const channel = this.live.get(child);
+      this.live.delete(child);
+      const index = this.pool.indexOf(child);
+      if (index !== -1) this.pool.splice(index, 1);
+      this.lastStderr = child.stderrTail();
+      if (!this.stopping && (exit.error || exit.code !== 0)) {
+        this.lastError = `a session's process ${describeExit(exit)}`;
+      }
+      channel?.childExited(exit);
+    };
+    return child;
+  }
+}
+
+/** One session's own child: messages pass as they are, and the request each belongs to is tracked. */
+class ChildChannel implements SessionChannel {
+  onmessage?: (message: JSONRPCMessage, relatedRequestId?: RequestId) => void;
+  onclose?: () => void;
+  /** Client requests in flight, with their progress tokens: where the child's notifications belong. */
+  private readonly inFlight = new Map<RequestId, string | number | undefined>();
+
+  constructor(private readonly child: StdioChild) {
+    child.onmessage = (message) => this.fromChild(message);
+  }
+
+  childExited(exit: ChildExit): void {
+    // Requests in flight get an answer instead of silence, then the session ends.
+    for (const id of this.inFlight.keys()) {
+      this.onmessage?.(
+        errorResponse(id, ErrorCode.UpstreamUnavailable, `server process ${describeExit(exit)}`),
+        id,
+      );
+    }
+    this.inFlight.clear();
+    this.onclose?.();
+  }
+
+  send(message: JSONRPCMessage): void {
+    if (isRequest(message)) this.inFlight.set(message.id, message.params?._meta?.progressToken);
+    this.child.send(message);
+  }
+
+  close(): void {
+    void this.child.stop();
+  }
+
+  private fromChild(message: JSONRPCMessage): void {
+    if (isResponse(message)) {
+      if (message.id !== undefined) this.inFlight.delete(message.id);
+      this.onmessage?.(message);
+      return;
+    }
+    if (isNotification(message) && message.method === 'notifications/progress') {
+      const token = message.params?.progressToken;
+      for (const [id, t] of this.inFlight) if (t === token) return this.onmessage?.(message, id);
+    }
+    // Logs and requests of the child while exactly one request is in flight travel on that request's
+    // stream, where a client waiting for the result is sure to be listening.
+    const sole = this.inFlight.size === 1 ? [...this.inFlight.keys()][0] : undefined;
+    this.onmessage?.(message, isRequest(message) || isNotification(message) ? sole : undefined);
+  }
+}

@@ -1,0 +1,190 @@
+import {
+  LATEST_PROTOCOL_VERSION,
+  type InitializeResult,
+  type JSONRPCMessage,
+} from '@modelcontextprotocol/sdk/types.js';
+import { SessionEndpoint } from '../downstream/session-endpoint.js';
+import type { StdioServerSpec } from '../manifest/types.js';
+import { VERSION } from '../version.js';
+import { decideRestart, RESTART_BACKOFF } from './backoff.js';
+import { UnavailableError, type SessionChannel } from './channel.js';
+import type { ChildExit, StdioChild } from './child.js';
+import { isResponse, type Response } from './jsonrpc.js';
+import { Multiplexer } from './multiplexer.js';
+import { describeExit, spawnServerChild, type StdioDeps } from './spawn.js';
+import type { Upstream, UpstreamState, UpstreamStatus } from './types.js';
+
+/** The id of the proxy's own initialize request to a child: a string, so it never meets a client's. */
+const INITIALIZE_ID = 'mcp-proxy-initialize';
+/**
+ * A child that has not answered initialize by then is treated as a failed start. Generous, and apart
+ * from `timeout`: `npx -y` and `uvx --from git+…` download and build on their first start.
+ */
+const MAX_INITIALIZE_MS = 120_000;
+
+/**
+ * A stdio server with one long-lived child that every client session shares (`isolation: shared`).
+ * The proxy initializes the child once; clients are answered from that result and multiplexed over it.
+ * A child that exits is restarted with backoff; one that keeps failing is marked `failed`.
+ */
+export function createSharedStdioUpstream(spec: StdioServerSpec, deps: StdioDeps): Upstream {
+  return new SharedStdioUpstream(spec, deps);
+}
+
+class SharedStdioUpstream implements Upstream {
+  private state: UpstreamState = 'stopped';
+  private child?: StdioChild;
+  private restarts = 0;
+  private readonly starts: number[] = [];
+  private lastError?: string;
+  private launched = false;
+  private stopping = false;
+  private retryTimer?: NodeJS.Timeout;
+  private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private readonly mux: Multiplexer;
+  private readonly endpoint: SessionEndpoint;
+
+  constructor(
+    readonly spec: StdioServerSpec,
+    private readonly deps: StdioDeps,
+  ) {
+    this.mux = new Multiplexer((message) => this.child?.send(message), spec.name);
+    this.endpoint = new SessionEndpoint(
+      { open: () => this.openChannel() },
+      { name: spec.name, maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs, log: deps.log },
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.spec.startup === 'eager') await this.whenReady().catch(() => {});
+  }
+
+  handle(req: Parameters<Upstream['handle']>[0], res: Parameters<Upstream['handle']>[1]): Promise<void> {
+    return this.endpoint.handle(req, res);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+    this.settleWaiters(new UnavailableError(`server ${this.spec.name} is stopping`));
+    await this.endpoint.closeAll();
+    await this.child?.stop();
+    this.state = 'stopped';
+  }
+
+  status(): UpstreamStatus {
+    return {
+      name: this.spec.name,
+      kind: 'stdio',
+      isolation: 'shared',
+      state: this.state,
+      pids: this.child?.pid !== undefined && this.state !== 'stopped' ? [this.child.pid] : [],
+      sessions: this.endpoint.size,
+      restarts: this.restarts,
+      ...(this.lastError !== undefined && { lastError: this.lastError }),
+      stderr: this.child?.stderrTail() ?? [],
+    };
+  }
+
+  private async openChannel(): Promise<SessionChannel> {
+    await this.whenReady();
+    return this.mux.openSession();
+  }
+
+  /** Resolves once the child is initialized; starts it on first use (`startup: lazy`). */
+  private whenReady(): Promise<void> {
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.stopping) return Promise.reject(new UnavailableError(`server ${this.spec.name} is stopping`));
+    if (this.state === 'failed' || (this.state === 'stopped' && this.launched)) {
+      return Promise.reject(
+        new UnavailableError(`server ${this.spec.name} is ${this.state}: ${this.lastError}`, 30),
+      );
+    }
+    const ready = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.launched) this.launch();
+    return ready;
+  }
+
+  private launch(): void {
+    this.launched = true;
+    this.state = this.restarts > 0 ? 'restarting' : 'starting';
+    this.starts.push(Date.now());
+    // Only the starts since the last stable run matter to the backoff; older ones would only pile up.
+    if (this.starts.length > RESTART_BACKOFF.maxFailedStarts + 1) this.starts.shift();
+    const child = spawnServerChild(this.spec, this.deps);
+    this.child = child;
+    const timer = setTimeout(() => {
+      this.lastError = `did not answer initialize within ${MAX_INITIALIZE_MS / 1000} s`;
+      void child.stop();
+    }, MAX_INITIALIZE_MS);
+    child.onmessage = (message: JSONRPCMessage) => {
+      if (isResponse(message) && message.id === INITIALIZE_ID) {
+        clearTimeout(timer);
+        this.initialized(child, message);
+      } else {
+        this.mux.fromUpstream(message);
+      }
+    };
+    child.onexit = (exit) => {
+      clearTimeout(timer);
+      this.exited(child, exit);
+    };
+    child.send({
+      jsonrpc: '2.0',
+      id: INITIALIZE_ID,
+      method: 'initialize',
+      params: {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        // What clients may offer; a server request a client cannot serve is answered with its error.
+        capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+        clientInfo: { name: 'mcp-proxy', version: VERSION },
+      },
+    });
+  }
+
+  private initialized(child: StdioChild, response: Response): void {
+    if ('error' in response) {
+      this.lastError = `initialize failed: ${response.error.message}`;
+      void child.stop();
+      return;
+    }
+    child.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    this.mux.upstreamReady(response.result as InitializeResult);
+    this.state = 'ready';
+    this.deps.log.info('server-ready', { server: this.spec.name, pid: child.pid });
+    this.settleWaiters();
+  }
+
+  private exited(child: StdioChild, exit: ChildExit): void {
+    if (child !== this.child) return;
+    this.mux.upstreamLost(`process ${describeExit(exit)}`);
+    if (this.stopping) return;
+    const tail = child.stderrTail().at(-1);
+    this.lastError = `process ${describeExit(exit)}${tail ? `; last stderr: ${tail}` : ''}`;
+    this.deps.log.warn('server-exited', { server: this.spec.name, pid: child.pid, reason: this.lastError });
+    const decision = decideRestart(this.spec.restart, exit, this.starts, Date.now());
+    if (decision.action === 'restart') {
+      this.state = 'restarting';
+      this.restarts++;
+      this.retryTimer = setTimeout(() => this.launch(), decision.delayMs);
+      return;
+    }
+    this.state = decision.action === 'give-up' ? 'failed' : 'stopped';
+    // A spawn failure's reason already is the whole story; a crash loop's adds to the last exit.
+    if (decision.action === 'give-up' && !exit.error)
+      this.lastError = `${decision.reason}; ${this.lastError}`;
+    this.deps.log.error('server-down', { server: this.spec.name, state: this.state, reason: this.lastError });
+    this.settleWaiters(
+      new UnavailableError(`server ${this.spec.name} is ${this.state}: ${this.lastError}`, 30),
+    );
+  }
+
+  private settleWaiters(error?: Error): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) {
+      if (error) w.reject(error);
+      else w.resolve();
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Isolation, ServerSpec } from '../manifest/types.js';
+
+export type UpstreamState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+
+/** What `/servers` shows of one server. */
+export interface UpstreamStatus {
+  name: string;
+  kind: 'stdio' | 'remote';
+  isolation?: Isolation;
+  state: UpstreamState;
+  /** Process ids of the children running now (none for a remote server). */
+  pids: number[];
+  /** Client sessions open now (as far as the proxy can know: a remote server's sessions are its own). */
+  sessions: number;
+  /** Times a child was started again after it exited. */
+  restarts: number;
+  lastError?: string;
+  /** Last lines the children wrote to stderr, oldest first. */
+  stderr: string[];
+}
+
+/**
+ * One served MCP server, whatever its kind. The gateway hands it the HTTP requests for
+ * /servers/<name>/mcp and never needs to know whether a child process or a remote server answers.
+ * Modelled on the SDK's Transport: a few members, every kind implements all of them.
+ */
+export interface Upstream {
+  readonly spec: ServerSpec;
+  /** Makes it ready to serve (eager children are spawned and initialized). Never throws: failures show in status(). */
+  start(): Promise<void>;
+  /**
+   * Serves one request (POST, GET or DELETE) of the Streamable HTTP transport. Must always answer `res`,
+   * with a JSON-RPC error body when the upstream cannot; never throws.
+   */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Stops serving: closes its sessions and stops its children. Idempotent. */
+  stop(): Promise<void>;
+  status(): UpstreamStatus;
+}

@@ -1,0 +1,119 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fromRoot } from '../support/paths.js';
+import { fixtureCommand, startProxy, stopProcess, type RunningProxy } from '../support/proxy.js';
+
+// The MCP conformance suite (server scenarios) must pass through the proxy exactly as it passes
+// directly against the same upstream: for a stdio upstream in each isolation mode, and for a remote one.
+// The suite's 0.1.x runner needs Node 22; test/conformance/ installs both, apart from the product.
+
+const runnerDir = fromRoot('test', 'conformance');
+const node22 = join(runnerDir, 'node_modules', '.bin', 'node');
+const suiteEntry = join(
+  runnerDir,
+  'node_modules',
+  '@modelcontextprotocol',
+  'conformance',
+  'dist',
+  'index.js',
+);
+
+type Results = Record<string, { passed: number; failed: number }>;
+
+function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; timeout: number },
+): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(command, args, { ...options, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      resolve({
+        code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+        output: stdout + stderr,
+      });
+    });
+  });
+}
+
+/** Runs every active server scenario against `url`; returns per-scenario counts. */
+async function conformance(url: string): Promise<{ code: number; results: Results; output: string }> {
+  const out = mkdtempSync(join(tmpdir(), 'conformance-'));
+  try {
+    const { code, output } = await run(node22, [suiteEntry, 'server', '--url', url, '-o', out], {
+      timeout: 180_000,
+    });
+    const results: Results = {};
+    for (const match of output.matchAll(/^[✓✗] (\S+): (\d+) passed, (\d+) failed/gm)) {
+      results[match[1]!] = { passed: Number(match[2]), failed: Number(match[3]) };
+    }
+    return { code, results, output };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+const test = suite<{
+  direct: { url: string; stop(): Promise<unknown> };
+  proxy: RunningProxy;
+  baseline: Results;
+}>('conformance', {} as never);
+
+test.before(async (ctx) => {
+  if (!existsSync(suiteEntry) || !existsSync(node22)) {
+    const install = await run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: runnerDir, timeout: 300_000 });
+    assert.is(install.code, 0, `installing the conformance runner failed:\n${install.output}`);
+  }
+  const fixture = fixtureCommand('conformance');
+  const direct = spawn(fixture.command, [...fixture.args, 'http', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the conformance fixture did not start')), 10_000);
+    direct.stdout!.on('data', (chunk: Buffer) => {
+      const match = /listening (\d+)/.exec(String(chunk));
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+  });
+  ctx.direct = { url: `http://127.0.0.1:${port}/mcp`, stop: () => stopProcess(direct) };
+  ctx.proxy = await startProxy(`
+servers:
+  shared: { command: ${JSON.stringify(fixture.command)}, args: ${JSON.stringify([...fixture.args, 'stdio'])} }
+  session:
+    command: ${JSON.stringify(fixture.command)}
+    args: ${JSON.stringify([...fixture.args, 'stdio'])}
+    isolation: session
+  remote: { url: ${JSON.stringify(ctx.direct.url)} }
+`);
+});
+
+test.after(async (ctx) => {
+  await ctx.proxy?.stop();
+  await ctx.direct?.stop();
+});
+
+test('the suite passes directly against the fixture (the baseline)', async (ctx) => {
+  const { code, results, output } = await conformance(ctx.direct.url);
+  assert.is(code, 0, output);
+  assert.ok(
+    Object.keys(results).length >= 30,
+    `only ${Object.keys(results).length} scenarios ran:\n${output}`,
+  );
+  ctx.baseline = results;
+});
+
+for (const server of ['shared', 'session', 'remote']) {
+  test(`the suite passes through the proxy exactly as directly: ${server}`, async (ctx) => {
+    const { code, results, output } = await conformance(`${ctx.proxy.url}/servers/${server}/mcp`);
+    assert.equal(results, ctx.baseline, output);
+    assert.is(code, 0, output);
+  });
+}
+
+test.run();

@@ -1,0 +1,607 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  createServer,
+  request,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { RemoteServerSpec } from '../../src/manifest/types.js';
+import { createRemoteUpstream } from '../../src/upstream/remote.js';
+import type { Upstream } from '../../src/upstream/types.js';
+import { fromRoot } from '../support/paths.js';
+import { stopProcess, waitFor } from '../support/proxy.js';
+
+/** Upper bound on every wait here; each should be over within milliseconds. */
+const BOUND_MS = 10_000;
+const SDK_OPTIONS = { timeout: BOUND_MS };
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function within<T>(promise: Promise<T>, what: string, ms = BOUND_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+const portOf = (server: Server) => (server.address() as AddressInfo).port;
+
+async function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
+function remoteSpec(name: string, url: string, extra: Partial<RemoteServerSpec> = {}): RemoteServerSpec {
+  return {
+    kind: 'remote',
+    name,
+    url,
+    headers: {},
+    origin: 'servers',
+    useWorkloadIdentity: false,
+    idleTimeoutMs: 60_000,
+    timeoutMs: 5_000,
+    disabled: false,
+    ...extra,
+  };
+}
+
+/** An upstream behind a bare node:http server, as the gateway will hand it requests. */
+interface Proxied {
+  upstream: Upstream;
+  port: number;
+  /** handle() calls that have not resolved yet. */
+  active(): number;
+}
+
+const proxies: { upstream: Upstream; server: Server }[] = [];
+
+async function proxy(spec: RemoteServerSpec): Promise<Proxied> {
+  const upstream = createRemoteUpstream(spec);
+  await upstream.start();
+  let active = 0;
+  const server = await listen((req, res) => {
+    active += 1;
+    void upstream.handle(req, res).finally(() => (active -= 1));
+  });
+  proxies.push({ upstream, server });
+  return { upstream, port: portOf(server), active: () => active };
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** Opens a request to 127.0.0.1:port; resolves with the response as soon as its headers arrive. */
+function open(
+  port: number,
+  options: { method?: string; path?: string; headers?: OutgoingHttpHeaders; body?: string } = {},
+): Promise<IncomingMessage> {
+  return within(
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: options.path ?? '/', ...options }, resolve);
+      req.on('error', reject);
+      req.end(options.body);
+    }),
+    'response headers',
+  );
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  res.setEncoding('utf8');
+  let body = '';
+  for await (const chunk of res) body += chunk;
+  return body;
+}
+
+async function send(port: number, options: Parameters<typeof open>[1] = {}): Promise<Reply> {
+  const res = await open(port, options);
+  return {
+    status: res.statusCode ?? 0,
+    headers: res.headers,
+    body: await within(readAll(res), 'response body'),
+  };
+}
+
+/** The next chunk of a streaming response. */
+function nextChunk(res: IncomingMessage): Promise<string> {
+  return within(
+    new Promise((resolve) => res.once('data', (chunk: Buffer) => resolve(chunk.toString('utf8')))),
+    'a chunk of the stream',
+  );
+}
+
+const closed = (emitter: IncomingMessage | ServerResponse) =>
+  emitter.destroyed
+    ? Promise.resolve()
+    : new Promise<void>((resolve) => emitter.once('close', () => resolve()));
+
+// ---------------------------------------------------------------------------------------------------------
+// A real MCP upstream: the conformance fixture as its own process, over HTTP.
+
+let fixture: ChildProcess | undefined;
+let conformance: Proxied;
+
+async function startFixture(): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [fromRoot('dist/test/fixtures/servers/conformance.js'), 'http', '0'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  fixture = child;
+  let stdout = '';
+  const port = new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+      const match = /listening (\d+)/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`conformance fixture exited with ${code}`)));
+  });
+  return within(port, 'the conformance fixture to listen');
+}
+
+async function connect(
+  setup?: (client: Client) => void,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: 'remote-e2e', version: '1.0.0' }, { capabilities: { sampling: {} } });
+  setup?.(client);
+  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${conformance.port}/mcp`));
+  await within(client.connect(transport), 'initialize');
+  return { client, transport };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A raw upstream that shows what arrived and streams on cue. The scenario is the path of the upstream URL
+// (a header may override it, to send one upstream's requests to several scenarios).
+
+interface Recorded {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+let raw: Server;
+let recorded: Recorded | undefined;
+/** Released by a test to let /sse-gated send its first event, then its second. */
+let gates = [deferred(), deferred()];
+/** Resolves when /hang has a request. */
+let hangArrived = deferred();
+/** Resolves when an upstream request of the held scenarios (/sse-hold, /hang) is closed. */
+let upstreamClosed = deferred();
+/** Resolves when /upload has received the first chunk of its body. */
+let firstChunk = deferred();
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
+const event = (n: number) => `id: ${n}\ndata: {"n":${n}}\n\n`;
+
+async function rawUpstream(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const scenario = req.headers['x-scenario'] ?? new URL(req.url ?? '/', 'http://x').pathname;
+  switch (scenario) {
+    case '/record': {
+      recorded = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: await readAll(req),
+      };
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'mcp-session-id': 'session-from-upstream',
+        'x-upstream-custom': 'kept',
+        connection: 'keep-alive, x-upstream-hop',
+        'x-upstream-hop': 'dropped',
+      });
+      return void res.end('{"ok":true}');
+    }
+    case '/sse-gated':
+      res.writeHead(200, SSE_HEADERS).flushHeaders();
+      await gates[0]!.promise;
+      res.write(event(1));
+      await gates[1]!.promise;
+      return void res.end(event(2));
+    case '/sse-hold':
+      res.on('close', () => upstreamClosed.resolve());
+      res.writeHead(200, SSE_HEADERS);
+      return void res.write(event(1));
+    case '/sse-cut':
+      res.writeHead(200, SSE_HEADERS);
+      res.write(event(1));
+      return void setTimeout(() => res.socket?.destroy(), 50);
+    case '/sse-late':
+      res.writeHead(200, SSE_HEADERS).flushHeaders();
+      return void setTimeout(() => res.end(event(1)), 300);
+    case '/hang':
+      hangArrived.resolve();
+      return void res.on('close', () => upstreamClosed.resolve());
+    case '/upload': {
+      let bytes = 0;
+      for await (const chunk of req) {
+        if (bytes === 0) firstChunk.resolve();
+        bytes += (chunk as Buffer).length;
+      }
+      return void res.end(String(bytes));
+    }
+    default:
+      res.writeHead(404).end();
+  }
+}
+
+const rawUrl = (path: string) => `http://127.0.0.1:${portOf(raw)}${path}`;
+
+test.before(async () => {
+  raw = await listen((req, res) => void rawUpstream(req, res));
+  const port = await startFixture();
+  conformance = await proxy(remoteSpec('conformance', `http://127.0.0.1:${port}/mcp`));
+});
+
+test.after(async () => {
+  for (const gate of gates) gate.resolve();
+  for (const { upstream, server } of proxies) {
+    await upstream.stop();
+    await close(server);
+  }
+  await close(raw);
+  if (fixture) await stopProcess(fixture);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+test('status: a started remote server is ready, with no processes, restarts or stderr', () => {
+  const status = conformance.upstream.status();
+  assert.equal(status, {
+    name: 'conformance',
+    kind: 'remote',
+    state: 'ready',
+    pids: [],
+    sessions: 0,
+    restarts: 0,
+    lastError: undefined,
+    stderr: [],
+  });
+});
+
+test('an SDK client initializes, lists tools and calls a tool through the passthrough', async () => {
+  const { client } = await connect();
+  try {
+    assert.is(client.getServerVersion()?.name, 'mcp-conformance-fixture');
+    const { tools } = await client.listTools(undefined, SDK_OPTIONS);
+    assert.ok(tools.some((tool) => tool.name === 'test_simple_text'));
+    const result = await client.callTool({ name: 'test_simple_text', arguments: {} }, undefined, SDK_OPTIONS);
+    assert.equal(result.content, [{ type: 'text', text: 'This is a simple text response for testing.' }]);
+  } finally {
+    await client.close();
+  }
+});
+
+test('progress notifications arrive while the tool runs', async () => {
+  const { client } = await connect();
+  try {
+    const progress: number[] = [];
+    const result = await client.callTool({ name: 'test_tool_with_progress', arguments: {} }, undefined, {
+      ...SDK_OPTIONS,
+      onprogress: (p) => progress.push(p.progress),
+    });
+    assert.equal(progress, [0, 50, 100]);
+    assert.equal(result.content, [{ type: 'text', text: 'Tool with progress executed successfully' }]);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a server-to-client sampling request travels through the passthrough and back', async () => {
+  const { client } = await connect((c) =>
+    c.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+      const asked = request.params.messages[0]?.content;
+      const text = asked && 'text' in asked ? asked.text : '?';
+      return { role: 'assistant', model: 'test', content: { type: 'text', text: `echo ${text}` } };
+    }),
+  );
+  try {
+    const result = await client.callTool(
+      { name: 'test_sampling', arguments: { prompt: 'hi' } },
+      undefined,
+      SDK_OPTIONS,
+    );
+    assert.equal(result.content, [{ type: 'text', text: 'LLM response: echo hi' }]);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a 1 MiB tool argument makes the round trip', async () => {
+  const { client } = await connect();
+  try {
+    const big = 'x'.repeat(1024 * 1024);
+    const result = await client.callTool(
+      { name: 'json_schema_2020_12_tool', arguments: { name: big } },
+      undefined,
+      SDK_OPTIONS,
+    );
+    assert.equal(result.content, [{ type: 'text', text: `Received: ${JSON.stringify({ name: big })}` }]);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a session counts from its initialize until terminateSession sends DELETE', async () => {
+  const before = conformance.upstream.status().sessions;
+  const { client, transport } = await connect();
+  try {
+    assert.is(conformance.upstream.status().sessions, before + 1);
+    await within(transport.terminateSession(), 'DELETE');
+    assert.is(transport.sessionId, undefined);
+    assert.is(conformance.upstream.status().sessions, before);
+  } finally {
+    await client.close();
+  }
+});
+
+test("the client's Authorization stays behind; configured headers are added and win; hop-by-hop headers are dropped", async () => {
+  const { port } = await proxy(
+    remoteSpec('headers', rawUrl('/record'), { headers: { 'X-Api-Key': 'configured', 'X-Extra': 'added' } }),
+  );
+  await send(port, {
+    method: 'POST',
+    headers: {
+      authorization: 'Bearer client-token',
+      'proxy-authorization': 'Basic client',
+      connection: 'keep-alive, x-hop',
+      'x-hop': 'named in Connection',
+      te: 'trailers',
+      upgrade: 'h2c',
+      'x-api-key': 'from-client',
+      'x-client': 'kept',
+    },
+    body: '{}',
+  });
+  const headers = recorded!.headers;
+  for (const name of ['authorization', 'proxy-authorization', 'x-hop', 'te', 'upgrade']) {
+    assert.is(headers[name], undefined, `${name} reached the upstream`);
+  }
+  assert.is(headers.host, `127.0.0.1:${portOf(raw)}`);
+  assert.is(headers['x-api-key'], 'configured');
+  assert.is(headers['x-extra'], 'added');
+  assert.is(headers['x-client'], 'kept');
+});
+
+test('a configured Authorization is sent in place of the client one', async () => {
+  const { port } = await proxy(
+    remoteSpec('configured-auth', rawUrl('/record'), { headers: { Authorization: 'Bearer configured' } }),
+  );
+  await send(port, { headers: { authorization: 'Bearer client-token' } });
+  assert.is(recorded!.headers.authorization, 'Bearer configured');
+});
+
+test('method, body, session id, protocol version, Last-Event-ID, Accept and Content-Type pass through both ways', async () => {
+  const { port, upstream } = await proxy(remoteSpec('passthrough', rawUrl('/record?from=manifest')));
+  const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+  const reply = await send(port, {
+    method: 'POST',
+    path: '/servers/passthrough/mcp?from=client',
+    headers: {
+      'mcp-session-id': 'session-from-client',
+      'mcp-protocol-version': '2025-11-25',
+      'last-event-id': '42',
+      accept: 'application/json, text/event-stream',
+      'content-type': 'application/json',
+    },
+    body,
+  });
+  assert.equal(
+    { method: recorded!.method, url: recorded!.url, body: recorded!.body },
+    { method: 'POST', url: '/record?from=manifest', body },
+  );
+  const sent = recorded!.headers;
+  assert.is(sent['mcp-session-id'], 'session-from-client');
+  assert.is(sent['mcp-protocol-version'], '2025-11-25');
+  assert.is(sent['last-event-id'], '42');
+  assert.is(sent.accept, 'application/json, text/event-stream');
+  assert.is(sent['content-type'], 'application/json');
+
+  assert.is(reply.status, 200);
+  assert.is(reply.body, '{"ok":true}');
+  assert.is(reply.headers['content-type'], 'application/json');
+  assert.is(reply.headers['mcp-session-id'], 'session-from-upstream');
+  assert.is(reply.headers['x-upstream-custom'], 'kept');
+  assert.is(reply.headers['x-upstream-hop'], undefined);
+  // Not an initialize answer (the request carried a session id): nothing to count.
+  assert.is(upstream.status().sessions, 0);
+});
+
+test('SSE headers and each event reach the client before the upstream has sent the next', async () => {
+  gates = [deferred(), deferred()];
+  const { port } = await proxy(remoteSpec('sse', rawUrl('/sse-gated')));
+  // The upstream sends nothing after its headers until the client has them, then one event at a time.
+  const res = await open(port, { headers: { accept: 'text/event-stream' } });
+  assert.is(res.headers['content-type'], 'text/event-stream');
+  assert.is(res.headers['x-accel-buffering'], 'no');
+  gates[0]!.resolve();
+  assert.is(await nextChunk(res), event(1));
+  gates[1]!.resolve();
+  assert.is(await within(readAll(res), 'the end of the stream'), event(2));
+});
+
+test('a request body streams to the upstream before the client has finished sending it', async () => {
+  firstChunk = deferred();
+  const { port } = await proxy(remoteSpec('upload', rawUrl('/upload')));
+  const reply = new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST' }, resolve);
+    req.on('error', reject);
+    req.write('a'.repeat(1000));
+    // The rest is sent only once the upstream has the start of it.
+    void within(firstChunk.promise, 'the first chunk upstream').then(() => req.end('b'.repeat(1000)), reject);
+  });
+  assert.is(await within(reply.then(readAll), 'the upload reply'), '2000');
+});
+
+test('a response that has started streaming is not cut by the timeout', async () => {
+  const { port } = await proxy(remoteSpec('late', rawUrl('/sse-late'), { timeoutMs: 100 }));
+  const reply = await send(port);
+  assert.is(reply.status, 200);
+  assert.is(reply.body, event(1));
+});
+
+test('an unreachable upstream answers 502 with a JSON-RPC error naming the request id', async () => {
+  const vacant = await listen(() => {});
+  const port = portOf(vacant);
+  await close(vacant);
+  const { port: proxyPort, upstream } = await proxy(remoteSpec('dead', `http://127.0.0.1:${port}/mcp`));
+
+  const reply = await send(proxyPort, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"jsonrpc":"2.0","id":7,"method":"tools/list"}',
+  });
+  assert.is(reply.status, 502);
+  assert.is(reply.headers['content-type'], 'application/json');
+  const body = JSON.parse(reply.body);
+  assert.is(body.jsonrpc, '2.0');
+  assert.is(body.id, 7);
+  assert.is(body.error.code, -32000);
+  assert.match(body.error.message, /^upstream dead unreachable: .*ECONNREFUSED/);
+  assert.is(upstream.status().lastError, body.error.message);
+  assert.is(upstream.status().state, 'ready');
+
+  const get = await send(proxyPort);
+  assert.is(get.status, 502);
+  assert.is(JSON.parse(get.body).id, null);
+});
+
+test('a TLS failure answers 502 too', async () => {
+  // The raw upstream speaks plain HTTP, so the TLS handshake fails.
+  const { port } = await proxy(remoteSpec('tls', rawUrl('/record').replace('http:', 'https:')));
+  const reply = await send(port, { method: 'POST', body: '{"jsonrpc":"2.0","id":3,"method":"ping"}' });
+  assert.is(reply.status, 502);
+  const body = JSON.parse(reply.body);
+  assert.is(body.id, 3);
+  assert.match(body.error.message, /^upstream tls unreachable: /);
+});
+
+test('a response Node cannot relay (status 099) answers 502 instead of crashing the process', async () => {
+  const liar = createTcpServer((socket) => {
+    socket.once('data', () => socket.end('HTTP/1.1 099 Low\r\ncontent-length: 0\r\n\r\n'));
+  });
+  await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port, upstream } = await proxy(
+      remoteSpec('liar', `http://127.0.0.1:${(liar.address() as AddressInfo).port}/mcp`),
+    );
+    const reply = await send(port);
+    assert.is(reply.status, 502);
+    assert.match(JSON.parse(reply.body).error.message, 'upstream liar sent an invalid response');
+    assert.is(upstream.status().lastError, JSON.parse(reply.body).error.message);
+  } finally {
+    await new Promise((resolve) => liar.close(resolve));
+  }
+});
+
+test('an upstream that never answers gets 504 after timeoutMs, and its request is aborted', async () => {
+  upstreamClosed = deferred();
+  const { port, upstream } = await proxy(remoteSpec('hang', rawUrl('/hang'), { timeoutMs: 150 }));
+  const started = Date.now();
+  const reply = await send(port, {
+    method: 'POST',
+    body: '{"jsonrpc":"2.0","id":"call-1","method":"tools/call"}',
+  });
+  assert.ok(Date.now() - started >= 140, `answered after ${Date.now() - started} ms`);
+  assert.is(reply.status, 504);
+  const body = JSON.parse(reply.body);
+  assert.is(body.id, 'call-1');
+  assert.match(body.error.message, 'upstream hang timed out: no response within 150 ms');
+  assert.is(upstream.status().lastError, body.error.message);
+  await within(upstreamClosed.promise, 'the upstream request to close');
+});
+
+test('a client that goes away before the upstream answers closes the upstream request', async () => {
+  hangArrived = deferred();
+  upstreamClosed = deferred();
+  const { port, upstream, active } = await proxy(remoteSpec('impatient', rawUrl('/hang')));
+  const req = request({ host: '127.0.0.1', port, method: 'POST' });
+  req.on('error', () => {}); // the socket hang-up this test causes
+  req.end('{}');
+  await within(hangArrived.promise, 'the request to reach the upstream');
+  req.destroy();
+  await within(upstreamClosed.promise, 'the upstream request to close');
+  await waitFor(() => active() === 0, BOUND_MS, 'handle() to resolve');
+  assert.is(upstream.status().lastError, undefined, 'a client leaving is not an upstream failure');
+});
+
+test('a client that goes away mid-stream closes the upstream request', async () => {
+  upstreamClosed = deferred();
+  const { port, upstream, active } = await proxy(remoteSpec('leaver', rawUrl('/sse-hold')));
+  const res = await open(port);
+  assert.is(await nextChunk(res), event(1));
+  res.destroy();
+  await within(upstreamClosed.promise, 'the upstream request to close');
+  await waitFor(() => active() === 0, BOUND_MS, 'handle() to resolve');
+  assert.is(upstream.status().lastError, undefined, 'a client leaving is not an upstream failure');
+});
+
+test('an upstream that cuts its stream ends the client response', async () => {
+  const { port, upstream, active } = await proxy(remoteSpec('cutter', rawUrl('/sse-cut')));
+  const res = await open(port);
+  res.on('error', () => {}); // the truncation shows as an aborted response
+  let received = '';
+  res.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+  await within(closed(res), 'the client response to end');
+  assert.is(received, event(1));
+  assert.is(res.complete, false, 'a cut stream must not look complete');
+  await waitFor(() => active() === 0, BOUND_MS, 'handle() to resolve');
+  assert.match(upstream.status().lastError ?? '', 'upstream cutter cut its response');
+});
+
+test('stop() ends in-flight exchanges, answers 503 afterwards and reports stopped', async () => {
+  upstreamClosed = deferred();
+  const { port, upstream, active } = await proxy(remoteSpec('stopper', rawUrl('/sse-hold')));
+  const stream = await open(port);
+  stream.on('error', () => {});
+  assert.is(await nextChunk(stream), event(1));
+  const waiting = send(port, { headers: { 'x-scenario': '/hang' } });
+  await waitFor(() => active() === 2, BOUND_MS, 'both requests to be in flight');
+
+  await upstream.stop();
+  await within(closed(stream), 'the stream to end');
+  const aborted = await waiting;
+  assert.is(aborted.status, 503);
+  assert.match(JSON.parse(aborted.body).error.message, 'upstream stopper is stopped');
+  await within(upstreamClosed.promise, 'the upstream stream to close');
+
+  const after = await send(port, { method: 'POST', body: '{}' });
+  assert.is(after.status, 503);
+  assert.is(after.headers['content-type'], 'application/json');
+  assert.is(upstream.status().state, 'stopped');
+  await waitFor(() => active() === 0, BOUND_MS, 'handle() to resolve');
+});
+
+test.run();

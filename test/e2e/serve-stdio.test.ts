@@ -1,0 +1,252 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  connect,
+  fixtureCommand,
+  isAlive,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+} from '../support/proxy.js';
+
+const echo = fixtureCommand('echo');
+const conformance = fixtureCommand('conformance');
+const list = (xs: string[]) => JSON.stringify(xs);
+
+const manifest = `
+servers:
+  echo:
+    command: ${JSON.stringify(echo.command)}
+    args: ${list(echo.args)}
+    env: { GREETING: hello }
+  conf:
+    command: ${JSON.stringify(conformance.command)}
+    args: ${list([...conformance.args, 'stdio'])}
+  per-session:
+    command: ${JSON.stringify(echo.command)}
+    args: ${list(echo.args)}
+    isolation: session
+    maxSessions: 2
+    prewarm: 1
+  lazy:
+    command: ${JSON.stringify(echo.command)}
+    args: ${list(echo.args)}
+    startup: lazy
+  off:
+    command: ${JSON.stringify(echo.command)}
+    args: ${list(echo.args)}
+    disabled: true
+`;
+
+interface Listing {
+  name: string;
+  state: string;
+  pids: number[];
+  sessions: number;
+  restarts: number;
+  stderr: string[];
+  kind: string;
+  isolation?: string;
+  disabled: boolean;
+}
+
+const test = suite<{ proxy: RunningProxy }>('serve stdio', {} as { proxy: RunningProxy });
+const clients: Client[] = [];
+
+test.before(async (ctx) => {
+  ctx.proxy = await startProxy(manifest, { env: { PROXY_SECRET: 'must-not-leak' } });
+});
+
+test.after(async (ctx) => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await ctx.proxy?.stop();
+});
+
+const servers = async (proxy: RunningProxy): Promise<Listing[]> =>
+  ((await (await fetch(`${proxy.url}/servers`)).json()) as { servers: Listing[] }).servers;
+
+const open = async (proxy: RunningProxy, name: string, setup?: Parameters<typeof connect>[2], caps = {}) => {
+  const c = await connect(proxy.url, name, setup, caps);
+  clients.push(c.client);
+  return c;
+};
+
+const text = (result: unknown) => (result as { content: { text: string }[] }).content[0]!.text;
+
+test('tools are listed and called through a shared child', async ({ proxy }) => {
+  const { client } = await open(proxy, 'echo');
+  const tools = await client.listTools();
+  assert.ok(tools.tools.some((t) => t.name === 'echo'));
+  assert.is(text(await client.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'hi');
+  assert.is(client.getServerVersion()?.name, 'echo-fixture', 'clients see the upstream serverInfo');
+});
+
+test('prompts and resources pass through', async ({ proxy }) => {
+  const { client } = await open(proxy, 'conf');
+  const prompts = await client.listPrompts();
+  assert.ok(prompts.prompts.some((p) => p.name === 'test_simple_prompt'));
+  const prompt = await client.getPrompt({ name: 'test_simple_prompt' });
+  assert.ok(prompt.messages.length > 0);
+  const resource = await client.readResource({ uri: 'test://static-text' });
+  assert.ok('text' in resource.contents[0]!);
+});
+
+test('progress notifications arrive for their own request', async ({ proxy }) => {
+  const { client } = await open(proxy, 'echo');
+  const seen: number[] = [];
+  const result = await client.callTool({ name: 'sleep', arguments: { ms: 200 } }, undefined, {
+    onprogress: (p) => seen.push(p.progress),
+  });
+  assert.is(text(result), 'slept 200');
+  assert.equal(seen, [1, 2, 3, 4]);
+});
+
+test('a cancelled call is cancelled in the upstream too', async ({ proxy }) => {
+  const { client } = await open(proxy, 'echo');
+  const before = JSON.parse(text(await client.callTool({ name: 'stats', arguments: {} }))).cancelled;
+  const abort = new AbortController();
+  const call = client.callTool({ name: 'sleep', arguments: { ms: 10_000 } }, undefined, {
+    signal: abort.signal,
+  });
+  setTimeout(() => abort.abort('enough'), 300);
+  await call.then(
+    () => assert.unreachable('the call should have been cancelled'),
+    () => {},
+  );
+  await waitFor(
+    async () => JSON.parse(text(await client.callTool({ name: 'stats', arguments: {} }))).cancelled > before,
+    5000,
+    'the upstream to see the cancellation',
+  );
+});
+
+test('a server-to-client request is answered by the session whose call caused it', async ({ proxy }) => {
+  const answerAs = (who: string) => (client: Client) =>
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: 'assistant' as const,
+      content: { type: 'text' as const, text: `from ${who}` },
+      model: who,
+    }));
+  const a = await open(proxy, 'conf', answerAs('a'), { sampling: {} });
+  const b = await open(proxy, 'conf', answerAs('b'), { sampling: {} });
+  const ra = await a.client.callTool({ name: 'test_sampling', arguments: { prompt: 'hi' } });
+  const rb = await b.client.callTool({ name: 'test_sampling', arguments: { prompt: 'hi' } });
+  assert.match(text(ra), 'from a');
+  assert.match(text(rb), 'from b');
+});
+
+test('a 1 MiB argument round-trips', async ({ proxy }) => {
+  const { client } = await open(proxy, 'echo');
+  const big = 'x'.repeat(1024 * 1024);
+  assert.is(text(await client.callTool({ name: 'echo', arguments: { text: big } })), big);
+});
+
+test('8 sessions on one shared child, 1,000 interleaved calls each, never cross', async ({ proxy }) => {
+  const sessions = await Promise.all(Array.from({ length: 8 }, () => open(proxy, 'echo')));
+  await Promise.all(
+    sessions.map(async ({ client }, s) => {
+      for (let i = 0; i < 1000; i++) {
+        const payload = `session-${s}-call-${i}`;
+        const got = text(await client.callTool({ name: 'echo', arguments: { text: payload } }));
+        if (got !== payload) assert.unreachable(`session ${s} got ${got} for ${payload}`);
+      }
+    }),
+  );
+  const echoServer = (await servers(proxy)).find((s) => s.name === 'echo')!;
+  assert.is(echoServer.pids.length, 1, 'all of them on one child');
+});
+
+test('a killed child is restarted and the next call succeeds', async ({ proxy }) => {
+  const { client } = await open(proxy, 'echo');
+  const [pid] = (await servers(proxy)).find((s) => s.name === 'echo')!.pids;
+  process.kill(pid!, 'SIGKILL');
+  await waitFor(
+    async () => {
+      const s = (await servers(proxy)).find((x) => x.name === 'echo')!;
+      return s.state === 'ready' && s.pids[0] !== pid && s.restarts >= 1;
+    },
+    10_000,
+    'the child to be restarted',
+  );
+  assert.is(text(await client.callTool({ name: 'echo', arguments: { text: 'again' } })), 'again');
+});
+
+test('isolation: session gives each session its own child, stopped on DELETE', async ({ proxy }) => {
+  const a = await open(proxy, 'per-session');
+  const b = await open(proxy, 'per-session');
+  const pidA = JSON.parse(text(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid;
+  const pidB = JSON.parse(text(await b.client.callTool({ name: 'whoami', arguments: {} }))).pid;
+  assert.is.not(pidA, pidB);
+  await a.transport.terminateSession();
+  await waitFor(() => !isAlive(pidA), 5000, 'the session child to stop');
+  assert.ok(isAlive(pidB), 'the other session keeps its child');
+});
+
+test('maxSessions reached answers 503 with Retry-After and a JSON-RPC error', async ({ proxy }) => {
+  await open(proxy, 'per-session'); // with the one still open above, the limit of 2 is reached
+  const response = await fetch(`${proxy.url}/servers/per-session/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    }),
+  });
+  assert.is(response.status, 503);
+  assert.ok(response.headers.get('retry-after'));
+  const body = (await response.json()) as { error: { message: string } };
+  assert.match(body.error.message, 'limit of 2 sessions');
+});
+
+test('a lazy server starts on first use', async ({ proxy }) => {
+  assert.equal((await servers(proxy)).find((s) => s.name === 'lazy')!.pids, []);
+  const { client } = await open(proxy, 'lazy');
+  assert.is(text(await client.callTool({ name: 'echo', arguments: { text: 'up' } })), 'up');
+  assert.is((await servers(proxy)).find((s) => s.name === 'lazy')!.pids.length, 1);
+});
+
+test('a child sees its own env and the base, never the rest of the proxy environment', async ({ proxy }) => {
+  const { client } = await open(proxy, 'echo');
+  const { env } = JSON.parse(text(await client.callTool({ name: 'whoami', arguments: {} })));
+  assert.is(env.GREETING, 'hello');
+  assert.ok(env.PATH);
+  assert.is(env.PROXY_SECRET, undefined);
+});
+
+test('unknown and disabled servers answer 404 naming them', async ({ proxy }) => {
+  for (const name of ['nope', 'off']) {
+    const response = await fetch(`${proxy.url}/servers/${name}/mcp`, { method: 'POST', body: '{}' });
+    assert.is(response.status, 404);
+    assert.match(((await response.json()) as { error: { message: string } }).error.message, `"${name}"`);
+  }
+});
+
+test('GET /servers shows each server with kind, state, pids, sessions, restarts and stderr', async ({
+  proxy,
+}) => {
+  const list = await servers(proxy);
+  assert.equal(
+    list.map((s) => s.name),
+    ['echo', 'conf', 'per-session', 'lazy', 'off'],
+  );
+  const echoServer = list.find((s) => s.name === 'echo')!;
+  assert.equal([echoServer.kind, echoServer.isolation, echoServer.state], ['stdio', 'shared', 'ready']);
+  assert.ok(echoServer.sessions >= 1);
+  assert.ok(echoServer.stderr.some((line) => line.startsWith('echo-fixture started')));
+  assert.is(list.find((s) => s.name === 'off')!.disabled, true);
+});
+
+test('SIGTERM stops the proxy and leaves no child behind', async ({ proxy }) => {
+  const pids = (await servers(proxy)).flatMap((s) => s.pids);
+  assert.ok(pids.length >= 4, `expected children, got ${pids}`);
+  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
+  const code = await proxy.stop();
+  assert.is(code, 0);
+  await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000, 'every child to exit');
+});
+
+test.run();

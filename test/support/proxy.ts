@@ -1,0 +1,127 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { cliPath, fromRoot } from './paths.js';
+
+export interface RunningProxy {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  process: ChildProcess;
+  dir: string;
+  manifestPath: string;
+  /** Everything the proxy wrote to stderr so far. */
+  stderr(): string;
+  /** SIGTERM, wait for exit (bounded), then remove the temp dir. */
+  stop(): Promise<number | null>;
+}
+
+/** Node running a compiled fixture server, as a manifest `command` + `args`. */
+export const fixtureCommand = (name: string) => ({
+  command: process.execPath,
+  args: [fromRoot('dist', 'test', 'fixtures', 'servers', `${name}.js`)],
+});
+
+/**
+ * Starts the real proxy (the built CLI) as a child process on a free port, with a manifest written to a
+ * temp dir. Resolves once it prints its listening line.
+ */
+export async function startProxy(
+  manifest: string,
+  options: { env?: Record<string, string>; args?: string[] } = {},
+): Promise<RunningProxy> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-e2e-'));
+  const manifestPath = join(dir, 'mcp-proxy.yaml');
+  writeFileSync(manifestPath, manifest);
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'serve', '-c', manifestPath, '--port', '0', ...(options.args ?? [])],
+    {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(`proxy did not start in 20s:\n${stderr}`)), 20_000);
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`proxy exited with ${code} before listening:\n${stderr}`));
+    });
+  });
+  return {
+    url,
+    process: child,
+    dir,
+    manifestPath,
+    stderr: () => stderr,
+    async stop() {
+      const code = await stopProcess(child);
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves with the exit code. */
+export function stopProcess(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(kill);
+      resolve(code);
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** An SDK client connected to one server of the proxy. */
+export async function connect(
+  baseUrl: string,
+  server: string,
+  setup?: (client: Client) => void,
+  capabilities: Record<string, object> = {},
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: 'e2e', version: '1.0.0' }, { capabilities });
+  setup?.(client);
+  const transport = new StreamableHTTPClientTransport(new URL(`/servers/${server}/mcp`, baseUrl));
+  await client.connect(transport);
+  return { client, transport };
+}
+
+/** True while a process with this pid exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `condition` every 50 ms until it holds or `ms` pass. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  ms = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}

@@ -1,0 +1,228 @@
+import type { InitializeResult, JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { SessionChannel } from '../../src/upstream/channel.js';
+import { Multiplexer } from '../../src/upstream/multiplexer.js';
+
+// The multiplexer is pure routing between maps; these tests drive it with plain messages. The same
+// behaviour is proven end to end, with real children and SDK clients, in test/e2e/serve-stdio.test.ts.
+
+const INIT: InitializeResult = {
+  protocolVersion: '2025-11-25',
+  capabilities: { tools: {}, resources: { subscribe: true } },
+  serverInfo: { name: 'fixture', version: '1.0.0' },
+  instructions: 'be nice',
+};
+
+/** Messages as the tests read them: any field may be looked at. */
+type Loose = Record<string, any>;
+
+function setup() {
+  const upstream: Loose[] = [];
+  const mux = new Multiplexer((m) => upstream.push(m), 'fixture');
+  mux.upstreamReady(INIT);
+  const open = () => {
+    const channel: SessionChannel = mux.openSession();
+    const received: { message: Loose; related?: RequestId }[] = [];
+    channel.onmessage = (message, related) =>
+      received.push({ message, ...(related !== undefined && { related }) });
+    return { channel, received };
+  };
+  return { mux, upstream, open };
+}
+
+const req = (id: RequestId, method: string, params?: Record<string, unknown>): JSONRPCMessage => ({
+  jsonrpc: '2.0',
+  id,
+  method,
+  ...(params && { params }),
+});
+
+test('initialize and ping are answered locally, from the upstream initialize result', () => {
+  const { upstream, open } = setup();
+  const a = open();
+  a.channel.send(
+    req(0, 'initialize', {
+      protocolVersion: '2025-03-26',
+      capabilities: {},
+      clientInfo: { name: 'c', version: '1' },
+    }),
+  );
+  a.channel.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  a.channel.send(req(1, 'ping'));
+  assert.equal(upstream, []);
+  assert.equal(a.received[0]!.message, {
+    jsonrpc: '2.0',
+    id: 0,
+    result: { ...INIT, protocolVersion: '2025-03-26' },
+  });
+  assert.equal(a.received[1]!.message, { jsonrpc: '2.0', id: 1, result: {} });
+});
+
+test('an unsupported client protocol version gets the upstream version', () => {
+  const { open } = setup();
+  const a = open();
+  a.channel.send(req('x', 'initialize', { protocolVersion: '1999-01-01' }));
+  assert.is((a.received[0]!.message as { result: InitializeResult }).result.protocolVersion, '2025-11-25');
+});
+
+test('the same client id in two sessions never crosses: ids are remapped both ways', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  const b = open();
+  a.channel.send(req(1, 'tools/call', { name: 'echo', arguments: { v: 'a' } }));
+  b.channel.send(req(1, 'tools/call', { name: 'echo', arguments: { v: 'b' } }));
+  const [ua, ub] = upstream as { id: number }[];
+  assert.is.not(ua!.id, ub!.id);
+  mux.fromUpstream({ jsonrpc: '2.0', id: ub!.id, result: { v: 'b' } });
+  mux.fromUpstream({ jsonrpc: '2.0', id: ua!.id, result: { v: 'a' } });
+  assert.equal(a.received, [{ message: { jsonrpc: '2.0', id: 1, result: { v: 'a' } } }]);
+  assert.equal(b.received, [{ message: { jsonrpc: '2.0', id: 1, result: { v: 'b' } } }]);
+});
+
+test('progress travels to its own session and request, under the client token', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  const b = open();
+  a.channel.send(req(7, 'tools/call', { name: 'slow', _meta: { progressToken: 'tok' } }));
+  b.channel.send(req(7, 'tools/call', { name: 'slow', _meta: { progressToken: 'tok' } }));
+  const [ua] = upstream as { id: number; params: { _meta: { progressToken: number } } }[];
+  const token = ua!.params._meta.progressToken;
+  mux.fromUpstream({
+    jsonrpc: '2.0',
+    method: 'notifications/progress',
+    params: { progressToken: token, progress: 1 },
+  });
+  assert.equal(a.received, [
+    {
+      message: {
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: 'tok', progress: 1 },
+      },
+      related: 7,
+    },
+  ]);
+  assert.equal(b.received, []);
+});
+
+test('a cancellation reaches the upstream under the upstream id, and the late answer is dropped', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  a.channel.send(req(3, 'tools/call', { name: 'slow' }));
+  const upstreamId = (upstream[0] as { id: number }).id;
+  a.channel.send({
+    jsonrpc: '2.0',
+    method: 'notifications/cancelled',
+    params: { requestId: 3, reason: 'user' },
+  });
+  assert.equal(upstream[1], {
+    jsonrpc: '2.0',
+    method: 'notifications/cancelled',
+    params: { requestId: upstreamId, reason: 'user' },
+  });
+  mux.fromUpstream({ jsonrpc: '2.0', id: upstreamId, result: {} });
+  assert.equal(a.received, []);
+});
+
+test('a server request goes to the one session with work in flight, and its answer comes back', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  const b = open();
+  b.channel.send(req(5, 'tools/call', { name: 'sample' }));
+  mux.fromUpstream(req(99, 'sampling/createMessage', { messages: [] }));
+  assert.equal(a.received, []);
+  const delivered = b.received[0]!;
+  assert.is(delivered.related, 5, 'it travels on the stream of the call that caused it');
+  const downstreamId = (delivered.message as { id: number }).id;
+  b.channel.send({ jsonrpc: '2.0', id: downstreamId, result: { content: 'hi' } });
+  assert.equal(upstream.at(-1), { jsonrpc: '2.0', id: 99, result: { content: 'hi' } });
+});
+
+test('a server request with no way to tell its session is refused, not guessed', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  const b = open();
+  a.channel.send(req(1, 'tools/call', { name: 'x' }));
+  b.channel.send(req(1, 'tools/call', { name: 'y' }));
+  mux.fromUpstream(req(42, 'elicitation/create', {}));
+  const answer = upstream.at(-1) as { id: number; error: { message: string } };
+  assert.is(answer.id, 42);
+  assert.match(answer.error.message, 'cannot tell which client');
+  assert.is(a.received.length + b.received.length, 0);
+});
+
+test('list changes reach every session; resource updates only the subscribers', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  const b = open();
+  a.channel.send(req(1, 'resources/subscribe', { uri: 'test://r' }));
+  mux.fromUpstream({ jsonrpc: '2.0', id: (upstream[0] as { id: number }).id, result: {} });
+  mux.fromUpstream({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+  mux.fromUpstream({
+    jsonrpc: '2.0',
+    method: 'notifications/resources/updated',
+    params: { uri: 'test://r' },
+  });
+  assert.equal(
+    a.received.map((r) => (r.message as { method?: string }).method ?? 'response'),
+    ['response', 'notifications/tools/list_changed', 'notifications/resources/updated'],
+  );
+  assert.equal(
+    b.received.map((r) => (r.message as { method?: string }).method),
+    ['notifications/tools/list_changed'],
+  );
+});
+
+test('unsubscribe reaches the upstream only when the last subscriber leaves', () => {
+  const { upstream, open } = setup();
+  const a = open();
+  const b = open();
+  a.channel.send(req(1, 'resources/subscribe', { uri: 'u' }));
+  b.channel.send(req(1, 'resources/subscribe', { uri: 'u' }));
+  const before = upstream.length;
+  a.channel.send(req(2, 'resources/unsubscribe', { uri: 'u' }));
+  assert.is(upstream.length, before, 'b still holds it');
+  assert.equal(a.received.at(-1)!.message, { jsonrpc: '2.0', id: 2, result: {} });
+  b.channel.close();
+  assert.equal((upstream.at(-1) as { method: string }).method, 'resources/unsubscribe');
+});
+
+test('closing a session cancels its requests upstream and answers its pending server requests', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  a.channel.send(req(1, 'tools/call', { name: 'slow' }));
+  const upstreamId = (upstream[0] as { id: number }).id;
+  mux.fromUpstream(req(77, 'roots/list'));
+  a.channel.close();
+  const methods = upstream
+    .slice(1)
+    .map((m) => ('method' in m ? m.method : `answer ${(m as { id: number }).id}`));
+  assert.equal(methods, ['notifications/cancelled', 'answer 77']);
+  assert.equal((upstream[1] as { params: { requestId: number } }).params.requestId, upstreamId);
+});
+
+test('when the upstream is lost, requests in flight fail at once instead of hanging', () => {
+  const { mux, open } = setup();
+  const a = open();
+  a.channel.send(req(9, 'tools/call', { name: 'slow' }));
+  mux.upstreamLost('exited with code 1');
+  const answer = a.received[0]!.message as { id: number; error: { message: string } };
+  assert.is(answer.id, 9);
+  assert.match(answer.error.message, 'upstream fixture exited with code 1');
+});
+
+test('after a restart, held subscriptions are renewed upstream', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  a.channel.send(req(1, 'resources/subscribe', { uri: 'u' }));
+  mux.upstreamLost('restarted');
+  upstream.length = 0;
+  mux.upstreamReady(INIT);
+  assert.equal(
+    upstream.map((m) => [(m as { method: string }).method, (m as { params: { uri: string } }).params.uri]),
+    [['resources/subscribe', 'u']],
+  );
+});
+
+test.run();
