@@ -26,19 +26,22 @@ export const fixtureCommand = (name: string) => ({
 
 /**
  * Starts the real proxy (the built CLI) as a child process on a free port, with a manifest written to a
- * temp dir. Resolves once it prints its listening line.
+ * temp dir (or none: `undefined` starts it without -c, for single-server mode, in that temp dir).
+ * Resolves once it prints its listening line.
  */
 export async function startProxy(
-  manifest: string,
+  manifest: string | undefined,
   options: { env?: Record<string, string>; args?: string[] } = {},
 ): Promise<RunningProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-e2e-'));
   const manifestPath = join(dir, 'mcp-proxy.yaml');
-  writeFileSync(manifestPath, manifest);
+  if (manifest !== undefined) writeFileSync(manifestPath, manifest);
+  const config = manifest === undefined ? [] : ['-c', manifestPath];
   const child = spawn(
     process.execPath,
-    [cliPath, 'serve', '-c', manifestPath, '--port', '0', ...(options.args ?? [])],
+    [cliPath, 'serve', ...config, '--port', '0', ...(options.args ?? [])],
     {
+      cwd: dir,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
