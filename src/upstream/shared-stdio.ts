@@ -135,8 +135,11 @@ class SharedStdioUpstream implements Upstream {
       method: 'initialize',
       params: {
         protocolVersion: LATEST_PROTOCOL_VERSION,
-        // What clients may offer; a server request a client cannot serve is answered with its error.
-        capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+        // Sampling and elicitation are asked during a call and go to the caller's session. Roots are not
+        // offered: they are one client's view, and a shared child would impose them on every session
+        // (servers such as the filesystem one narrow their access to the client's roots). A server that
+        // needs a client's roots runs with `isolation: session`, which passes the client's own initialize.
+        capabilities: { sampling: {}, elicitation: {} },
         clientInfo: { name: 'mcp-proxy', version: VERSION },
       },
     });
