@@ -20,7 +20,7 @@ Commands:
 Options:
   -h, --help             show help (also after a command)
   -v, --version          show the version`,
-  serve: `Usage: mcp-proxy serve [-c FILE] [--host HOST] [--port PORT]
+  serve: `Usage: mcp-proxy serve [-c FILE] [--host HOST] [--port PORT] [--no-watch]
 
 Serves every server of the manifest at /servers/<name>/mcp.
 With no -c and MCP_COMMAND (+ MCP_ARGS) or MCP_PROXY_URL set, serves that one server at /mcp and
@@ -29,7 +29,11 @@ With no -c and MCP_COMMAND (+ MCP_ARGS) or MCP_PROXY_URL set, serves that one se
 Options:
   -c, --config FILE      manifest to serve (default: $MCP_PROXY_CONFIG, else ./${DEFAULT_MANIFEST})
       --host HOST        address to bind (default: $HOST, else the manifest's listen.host, else 127.0.0.1)
-      --port PORT        port to bind (default: $PORT, else the manifest's listen.port, else 8000)`,
+      --port PORT        port to bind (default: $PORT, else the manifest's listen.port, else 8000)
+      --no-watch         do not reload when the manifest file changes (SIGHUP still reloads)
+
+Edits to the manifest apply live: added servers start, removed ones drain, changed ones restart
+beside the old version, untouched ones are not disturbed; a file that does not load changes nothing.`,
   validate: `Usage: mcp-proxy validate [FILE...] [--format text|json|github]
 
 Checks manifests (default ./${DEFAULT_MANIFEST}) exactly as serve would load them, starting nothing.
@@ -63,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       host: { type: 'string' },
       port: { type: 'string' },
+      'no-watch': { type: 'boolean' },
     }),
     ...(command === 'validate' && { format: { type: 'string', short: 'f', default: 'text' } }),
   } satisfies ParseArgsConfig['options'];
@@ -103,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
         config: values.config as string | undefined,
         host: values.host as string | undefined,
         port: values.port as string | undefined,
+        watch: values['no-watch'] !== true,
         env: process.env,
         defaultManifest: DEFAULT_MANIFEST,
       });

@@ -10,20 +10,28 @@ import { loadManifest } from '../manifest/load.js';
 import { readManifestBytes } from '../manifest/read.js';
 import { SINGLE_SERVER_NAME, singleServerManifest, wantsSingleServer } from '../manifest/single-server.js';
 import type { Manifest } from '../manifest/types.js';
+import { Reloader } from '../fleet/reloader.js';
+import { watchManifest, type ManifestWatcher } from '../fleet/watch.js';
+import { InFlight } from '../gateway/in-flight.js';
 
 export interface ServeOptions {
   /** `-c FILE`, when given: it always wins over single-server mode. */
   config?: string;
   host?: string;
   port?: string;
+  /** Reload when the manifest file changes (default true; `--no-watch` turns it off; SIGHUP still reloads). */
+  watch: boolean;
   env: Environment;
   defaultManifest: string;
 }
 
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 8000;
-/** How long in-flight requests may take to finish after SIGTERM before sessions are closed anyway. */
+/** How long requests being answered may take to finish after SIGTERM before sessions are closed anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
+
+/** Where the servers come from: a manifest file (reloadable), or the single-server variables. */
+type Source = { manifest: Manifest; file?: string; text?: string };
 
 /** `mcp-proxy serve`: loads the manifest (or the single-server variables), starts the fleet, serves. */
 export async function serveCommand(options: ServeOptions): Promise<number> {
@@ -32,24 +40,9 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const err = (line: string) => process.stderr.write(`${line}\n`);
 
   const single = options.config === undefined && wantsSingleServer(env);
-  let manifest: Manifest;
-  if (single) {
-    const result = singleServerManifest(env, process.cwd());
-    for (const e of result.errors) err(`mcp-proxy: ${e}`);
-    if (!result.manifest) return 1;
-    manifest = result.manifest;
-  } else {
-    const file = options.config ?? env.MCP_PROXY_CONFIG ?? options.defaultManifest;
-    const read = await readManifestBytes(file);
-    if ('unreadable' in read) {
-      err(`mcp-proxy: ${read.unreadable}`);
-      return 2;
-    }
-    const result = loadManifest({ file, bytes: read.bytes, env, baseDir: dirname(resolve(file)) });
-    for (const d of result.diagnostics) err(formatDiagnostic(d));
-    if (!result.manifest) return 1;
-    manifest = result.manifest;
-  }
+  const source = single ? fromEnvironment(env, err) : await fromFile(options, err);
+  if (typeof source === 'number') return source;
+  const { manifest } = source;
 
   const host = options.host ?? env.HOST ?? manifest.listen.host ?? DEFAULT_HOST;
   const portText = options.port ?? env.PORT;
@@ -60,19 +53,37 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   }
 
   const fleet = new Fleet({ log, env });
-  const app = createApp({ fleet, log, ...(single && { aliasAtRoot: SINGLE_SERVER_NAME }) });
+  const boot = await fleet.apply(manifest.servers);
+  for (const error of boot.errors) log.error('server-start-failed', { error });
+
+  const inFlight = new InFlight();
+  const app = createApp({ fleet, log, inFlight, ...(single && { aliasAtRoot: SINGLE_SERVER_NAME }) });
   const server: Server = app.listen({ host, port });
   try {
     await once(server, 'listening');
   } catch (error) {
     err(`mcp-proxy: cannot listen on ${host}:${port}: ${(error as Error).message}`);
+    await fleet.stop();
     return 2;
   }
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  await fleet.start(manifest);
+
+  let watcher: ManifestWatcher | undefined;
+  let reloader: Reloader | undefined;
+  if (source.file !== undefined) {
+    reloader = new Reloader(source.file, fleet, env, log, manifest.listen);
+    reloader.started(source.text!);
+    if (options.watch) watcher = await watchManifest(source.file, () => void reloader!.reload());
+  }
+  const onHangup = () => {
+    if (reloader) void reloader.reload(true);
+    else log.warn('reload-ignored', { note: 'single-server mode has no manifest to reload' });
+  };
+  process.on('SIGHUP', onHangup);
+
   const enabled = manifest.servers.filter((s) => !s.disabled).length;
-  log.info('listening', { host, port: bound, servers: enabled });
+  log.info('listening', { host, port: bound, servers: enabled, watching: watcher !== undefined });
   process.stdout.write(`mcp-proxy listening on http://${host}:${bound} (${enabled} servers)\n`);
 
   return new Promise<number>((done) => {
@@ -85,15 +96,36 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       }
       stopping = true;
       log.info('shutting-down', { signal });
-      server.close(); // stop accepting; open streams are ended by the fleet below
-      const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-      grace.unref();
-      fleet
-        .stop()
-        .then(() => server.closeAllConnections())
-        .finally(() => done(0));
+      process.off('SIGHUP', onHangup);
+      server.close(); // stop accepting new connections
+      void (async () => {
+        await watcher?.close();
+        await inFlight.idle(SHUTDOWN_GRACE_MS); // let answers being written finish
+        await fleet.stop(); // closes sessions (and their streams), stops every child group
+        server.closeAllConnections();
+        done(0);
+      })();
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+}
+
+function fromEnvironment(env: Environment, err: (line: string) => void): Source | number {
+  const result = singleServerManifest(env, process.cwd());
+  for (const e of result.errors) err(`mcp-proxy: ${e}`);
+  return result.manifest ? { manifest: result.manifest } : 1;
+}
+
+async function fromFile(options: ServeOptions, err: (line: string) => void): Promise<Source | number> {
+  const file = options.config ?? options.env.MCP_PROXY_CONFIG ?? options.defaultManifest;
+  const read = await readManifestBytes(file);
+  if ('unreadable' in read) {
+    err(`mcp-proxy: ${read.unreadable}`);
+    return 2;
+  }
+  const result = loadManifest({ file, bytes: read.bytes, env: options.env, baseDir: dirname(resolve(file)) });
+  for (const d of result.diagnostics) err(formatDiagnostic(d));
+  if (!result.manifest) return 1;
+  return { manifest: result.manifest, file, text: read.bytes.toString('utf8') };
 }

@@ -35,21 +35,38 @@ export class SessionEndpoint {
   private readonly sessions = new Map<string, Session>();
   /** Sessions being opened: counted against maxSessions before their id exists. */
   private opening = 0;
-  private readonly reaper: NodeJS.Timeout | undefined;
+  private reaper: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
     private readonly source: ChannelSource,
-    private readonly options: EndpointOptions,
+    private options: EndpointOptions,
   ) {
-    // Many clients never send DELETE; without reaping their sessions would pile up for ever.
-    // idleTimeout 0 turns reaping off.
-    const every = Math.max(1000, Math.min(60_000, Math.floor(options.idleTimeoutMs / 4)));
-    this.reaper = options.idleTimeoutMs > 0 ? setInterval(() => this.reapIdle(), every).unref() : undefined;
+    this.reaper = this.startReaper();
   }
 
   get size(): number {
     return this.sessions.size;
+  }
+
+  has(sessionId: string): boolean {
+    return this.sessions.has(sessionId);
+  }
+
+  /** New limits apply to new sessions and to the next reaping round. */
+  update(limits: Pick<EndpointOptions, 'maxSessions' | 'idleTimeoutMs'>): void {
+    this.options = { ...this.options, ...limits };
+    clearInterval(this.reaper);
+    if (!this.closed) this.reaper = this.startReaper();
+  }
+
+  private startReaper(): NodeJS.Timeout | undefined {
+    // Many clients never send DELETE; without reaping their sessions would pile up for ever.
+    // idleTimeout 0 turns reaping off.
+    const { idleTimeoutMs } = this.options;
+    if (idleTimeoutMs <= 0) return undefined;
+    const every = Math.max(1000, Math.min(60_000, Math.floor(idleTimeoutMs / 4)));
+    return setInterval(() => this.reapIdle(), every).unref();
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

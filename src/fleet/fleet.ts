@@ -1,40 +1,89 @@
-import type { Manifest, ServerSpec } from '../manifest/types.js';
+import type { Logger } from '../log.js';
+import type { ServerSpec } from '../manifest/types.js';
 import type { StdioDeps } from '../upstream/spawn.js';
 import type { Upstream, UpstreamStatus } from '../upstream/types.js';
 import { createUpstream } from './create-upstream.js';
+import { planReload, type PlanStep, type ReloadAction } from './plan.js';
 
 export interface ServerListing extends UpstreamStatus {
   description?: string;
   disabled: boolean;
+  /** Set when the last reload could not start this server's new version: the previous one still serves. */
+  reloadError?: string;
 }
 
+/** The outcome of the last change of configuration, for /servers and the logs. */
+export interface ReloadReport {
+  time: string;
+  /** `failed`: nothing changed. `partial`: some new versions did not start and their old ones still serve. */
+  result: 'applied' | 'unchanged' | 'partial' | 'failed';
+  changes: { name: string; action: ReloadAction; changed: string[] }[];
+  errors: string[];
+}
+
+interface Entry {
+  spec: ServerSpec;
+  /** Absent while disabled. */
+  upstream?: Upstream;
+  reloadError?: string;
+}
+
+/** How often a draining version is checked for sessions left. */
+const DRAIN_POLL_MS = 250;
+
 /**
- * The live upstreams, by name. Requests look a server up here on every call, so that what the fleet
- * holds is what is served: nothing is mounted per server.
+ * The live upstreams, by name. Requests look a server up here on every call, so what the fleet holds is
+ * what is served, and a reload never re-mounts anything. Changes follow Caddy's rule: a new or changed
+ * server is started beside the old one and swapped in only once it started; if it cannot start, the old
+ * one keeps serving and the failure is reported. Replaced and removed versions keep their open sessions
+ * until those end or `drainTimeout` passes.
  */
 export class Fleet {
-  private readonly upstreams = new Map<string, Upstream>();
-  private specs: ServerSpec[] = [];
+  private entries = new Map<string, Entry>();
+  /** Old versions still holding sessions, by server name. */
+  private readonly draining = new Map<string, Set<Upstream>>();
+  private readonly drainTimers = new Set<NodeJS.Timeout>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private lastReload?: ReloadReport;
+  private stopped = false;
 
-  constructor(private readonly deps: StdioDeps) {}
+  constructor(
+    private readonly deps: StdioDeps,
+    private readonly log: Logger = deps.log,
+  ) {}
 
-  /** Starts every enabled server of the manifest; resolves when eager ones are ready or have failed. */
-  async start(manifest: Manifest): Promise<void> {
-    this.specs = manifest.servers;
-    for (const spec of manifest.servers) {
-      if (!spec.disabled) this.upstreams.set(spec.name, createUpstream(spec, this.deps));
-    }
-    await Promise.all([...this.upstreams.values()].map((u) => u.start()));
+  /**
+   * Makes the fleet serve `servers`: the first call starts everything, later ones apply the difference.
+   * Calls run one after another, in order. Resolves with what was done.
+   */
+  apply(servers: readonly ServerSpec[]): Promise<ReloadReport> {
+    const run = this.queue.then(() => this.applyNow(servers));
+    this.queue = run.catch(() => {});
+    return run;
   }
 
-  /** The upstream serving `name`, if one is enabled. */
-  get(name: string): Upstream | undefined {
-    return this.upstreams.get(name);
+  /** A reload that failed before anything could be planned (unreadable or invalid manifest). */
+  recordFailure(errors: string[]): void {
+    this.lastReload = { time: new Date().toISOString(), result: 'failed', changes: [], errors };
+  }
+
+  get lastReloadReport(): ReloadReport | undefined {
+    return this.lastReload;
+  }
+
+  /**
+   * The upstream that serves a request for `name`: the old version that holds `sessionId` while it
+   * drains, otherwise the current one.
+   */
+  route(name: string, sessionId?: string): Upstream | undefined {
+    if (sessionId !== undefined) {
+      for (const old of this.draining.get(name) ?? []) if (old.owns(sessionId)) return old;
+    }
+    return this.entries.get(name)?.upstream;
   }
 
   list(): ServerListing[] {
-    return this.specs.map((spec) => {
-      const upstream = this.upstreams.get(spec.name);
+    return [...this.entries.values()].map(({ spec, upstream, reloadError }) => {
       const status: UpstreamStatus = upstream?.status() ?? {
         name: spec.name,
         kind: spec.kind,
@@ -44,15 +93,139 @@ export class Fleet {
         restarts: 0,
         stderr: [],
       };
+      // Sessions and children of draining versions are still this server's.
+      for (const old of this.draining.get(spec.name) ?? []) {
+        const s = old.status();
+        status.pids = [...status.pids, ...s.pids];
+        status.sessions += s.sessions;
+      }
       return {
         ...status,
         ...(spec.description !== undefined && { description: spec.description }),
         disabled: spec.disabled,
+        ...(reloadError !== undefined && { reloadError }),
       };
     });
   }
 
+  /** Stops every version, current and draining. A reload under way is abandoned; later ones do nothing. */
   async stop(): Promise<void> {
-    await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
+    this.stopped = true;
+    for (const timer of this.drainTimers) clearTimeout(timer);
+    const all = [...this.entries.values()].flatMap((e) => (e.upstream ? [e.upstream] : []));
+    for (const set of this.draining.values()) all.push(...set);
+    this.draining.clear();
+    await Promise.all(all.map((u) => u.stop()));
+  }
+
+  private async applyNow(servers: readonly ServerSpec[]): Promise<ReloadReport> {
+    const report: ReloadReport = {
+      time: new Date().toISOString(),
+      result: 'applied',
+      changes: [],
+      errors: [],
+    };
+    if (this.stopped) return report;
+    const current = [...this.entries.values()].map((e) => e.spec);
+    const steps = planReload(current, servers);
+
+    // Start every new version at once, beside what runs now; nothing is swapped before all have answered.
+    const started = new Map<
+      string,
+      { upstream: Upstream; verdict: Awaited<ReturnType<Upstream['start']>> }
+    >();
+    await Promise.all(
+      steps
+        .filter((s) => s.action === 'add' || s.action === 'restart')
+        .map(async (s) => {
+          const upstream = createUpstream(s.spec!, this.deps);
+          started.set(s.name, { upstream, verdict: await upstream.start() });
+        }),
+    );
+
+    if (this.stopped) {
+      // Shutdown began while the new versions were starting: they never get served.
+      await Promise.all([...started.values()].map((s) => s.upstream.stop()));
+      return report;
+    }
+
+    const next = new Map<string, Entry>();
+    for (const spec of servers) {
+      const old = this.entries.get(spec.name);
+      next.set(spec.name, { spec, upstream: spec.disabled ? undefined : old?.upstream });
+    }
+    for (const step of steps) {
+      report.changes.push({ name: step.name, action: step.action, changed: step.changed });
+      this.applyStep(step, next, started, report);
+    }
+    this.entries = next;
+
+    if (steps.every((s) => s.action === 'keep')) report.result = 'unchanged';
+    else if (report.errors.length > 0) report.result = 'partial';
+    this.lastReload = report;
+    for (const change of report.changes.filter((c) => c.action !== 'keep')) {
+      this.log.info('server-changed', { ...change });
+    }
+    return report;
+  }
+
+  private applyStep(
+    step: PlanStep,
+    next: Map<string, Entry>,
+    started: Map<string, { upstream: Upstream; verdict: Awaited<ReturnType<Upstream['start']>> }>,
+    report: ReloadReport,
+  ): void {
+    const old = this.entries.get(step.name);
+    const entry = next.get(step.name);
+    const fresh = started.get(step.name);
+    switch (step.action) {
+      case 'add':
+        // Nothing older to fall back on: the new server is served, and supervised, whatever its start.
+        entry!.upstream = fresh!.upstream;
+        if (!fresh!.verdict.ok) report.errors.push(`${step.name}: could not start: ${fresh!.verdict.reason}`);
+        break;
+      case 'restart':
+        if (fresh!.verdict.ok) {
+          entry!.upstream = fresh!.upstream;
+          this.drain(step.name, old!.upstream!, old!.spec.drainTimeoutMs);
+        } else {
+          // Caddy's rule: the new version failed, so the old one (and its spec) stays.
+          void fresh!.upstream.stop();
+          const message = `new version could not start: ${fresh!.verdict.reason}; still serving the previous version`;
+          next.set(step.name, { spec: old!.spec, upstream: old!.upstream, reloadError: message });
+          report.errors.push(`${step.name}: ${message}`);
+          this.log.error('reload-kept-previous', { server: step.name, reason: fresh!.verdict.reason });
+        }
+        break;
+      case 'remove':
+        if (old?.upstream) this.drain(step.name, old.upstream, old.spec.drainTimeoutMs);
+        break;
+      case 'update':
+        entry!.upstream!.update(step.spec!);
+        break;
+      case 'keep':
+        break;
+    }
+  }
+
+  /** Keeps an old version for the sessions it holds, until they end or `timeoutMs` passes, then stops it. */
+  private drain(name: string, upstream: Upstream, timeoutMs: number): void {
+    const set = this.draining.get(name) ?? new Set();
+    set.add(upstream);
+    this.draining.set(name, set);
+    const deadline = Date.now() + timeoutMs;
+    const check = () => {
+      this.drainTimers.delete(timer);
+      if (upstream.status().sessions > 0 && Date.now() < deadline && !this.stopped) {
+        timer = setTimeout(check, DRAIN_POLL_MS);
+        this.drainTimers.add(timer);
+        return;
+      }
+      set.delete(upstream);
+      if (set.size === 0) this.draining.delete(name);
+      void upstream.stop();
+    };
+    let timer = setTimeout(check, 0);
+    this.drainTimers.add(timer);
   }
 }

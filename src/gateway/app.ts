@@ -3,11 +3,14 @@ import Koa from 'koa';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
+import type { InFlight } from './in-flight.js';
 import { originCheck } from './origin.js';
 
 export interface AppOptions {
   fleet: Fleet;
   log: Logger;
+  /** Counts requests in flight, for a graceful shutdown. */
+  inFlight?: InFlight;
   /** Single-server mode: also serve this server at /mcp, as the gateway's per-adapter container did. */
   aliasAtRoot?: string;
 }
@@ -16,10 +19,10 @@ export interface AppOptions {
 const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED']);
 
 /**
- * The HTTP face of the proxy. Middleware reads top to bottom: access log, origin check, routes. Each MCP
+ * The HTTP face of the proxy. Middleware reads top to bottom: access log, in-flight count, origin check, routes. Each MCP
  * request looks its server up in the fleet at the time it arrives, so a reload never re-mounts routes.
  */
-export function createApp({ fleet, log, aliasAtRoot }: AppOptions): Koa {
+export function createApp({ fleet, log, aliasAtRoot, inFlight }: AppOptions): Koa {
   const app = new Koa();
   app.proxy = false;
   app.silent = true; // errors are logged below, filtered
@@ -41,6 +44,7 @@ export function createApp({ fleet, log, aliasAtRoot }: AppOptions): Koa {
     });
   });
 
+  if (inFlight) app.use(inFlight.middleware());
   app.use(originCheck());
 
   const router = new Router();
@@ -48,7 +52,7 @@ export function createApp({ fleet, log, aliasAtRoot }: AppOptions): Koa {
     ctx.body = { status: 'ok' };
   });
   router.get('/servers', (ctx) => {
-    ctx.body = { servers: fleet.list() };
+    ctx.body = { servers: fleet.list(), reload: fleet.lastReloadReport ?? null };
   });
   router.get('/servers/:name', (ctx) => {
     const server = fleet.list().find((s) => s.name === ctx.params.name);
@@ -57,7 +61,7 @@ export function createApp({ fleet, log, aliasAtRoot }: AppOptions): Koa {
   });
 
   const serveMcp = (name: string) => async (ctx: Koa.Context) => {
-    const upstream = fleet.get(name);
+    const upstream = fleet.route(name, ctx.get('mcp-session-id') || undefined);
     if (!upstream) return notFound(ctx, name);
     ctx.respond = false; // the upstream writes the raw response: streams must not pass through Koa's body handling
     await upstream.handle(ctx.req, ctx.res);

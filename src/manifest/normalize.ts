@@ -16,6 +16,7 @@ interface PolicyInput {
   startup?: 'eager' | 'lazy';
   timeout?: string | number;
   restart?: 'always' | 'on-failure' | 'never';
+  drainTimeout?: string | number;
 }
 
 interface ServerInput extends PolicyInput {
@@ -139,6 +140,7 @@ function serverFromInput(name: string, s: ServerInput, defaults: PolicyInput, ba
     maxSessions: s.maxSessions ?? defaults.maxSessions,
     idleTimeoutMs: durationOr(s.idleTimeout ?? defaults.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
     timeoutMs: durationOr(s.timeout ?? defaults.timeout, BUILT_IN_DEFAULTS.timeoutMs),
+    drainTimeoutMs: durationOr(s.drainTimeout ?? defaults.drainTimeout, BUILT_IN_DEFAULTS.drainTimeoutMs),
     disabled: s.disabled ?? false,
   };
   if (s.url !== undefined) {

@@ -20,6 +20,8 @@ interface CommonSpec {
   maxSessions?: number;
   idleTimeoutMs: number;
   timeoutMs: number;
+  /** How long sessions on a replaced or removed version may stay, after a reload. */
+  drainTimeoutMs: number;
   disabled: boolean;
   /** From an adapter payload; enforced by access control. */
   requiredRoles?: string[];
@@ -54,4 +56,5 @@ export const BUILT_IN_DEFAULTS = {
   restart: 'always' as RestartPolicy,
   idleTimeoutMs: 15 * 60_000,
   timeoutMs: 10 * 60_000,
+  drainTimeoutMs: 30_000,
 };

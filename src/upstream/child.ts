@@ -5,8 +5,8 @@
  * group, and it is always the group that is signalled.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { whyNotRunnable } from './preflight.js';
 
 export interface StdioChildOptions {
   name: string;
@@ -219,10 +219,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 function explainSpawnError(error: Error, { command, cwd, env }: StdioChildOptions): Error {
   const code = (error as NodeJS.ErrnoException).code;
   let message = error.message;
-  if (code === 'ENOENT' && !existsSync(cwd)) message = `working directory ${cwd} does not exist`;
-  else if (code === 'ENOENT' && command.includes('/')) message = `command ${command} does not exist`;
-  else if (code === 'ENOENT')
-    message = `command "${command}" not found on PATH (${env.PATH ?? 'PATH not set'})`;
+  if (code === 'ENOENT') message = whyNotRunnable(command, cwd, env.PATH) ?? message;
   else if (code === 'EACCES') message = `permission denied running ${command} in ${cwd}`;
   return new Error(message, { cause: error });
 }

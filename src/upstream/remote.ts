@@ -149,7 +149,11 @@ class RequestIdPeek {
 class SessionLedger {
   private readonly lastUsed = new Map<string, number>();
 
-  constructor(private readonly idleMs: number) {}
+  constructor(private readonly idleMs: () => number) {}
+
+  has(id: string): boolean {
+    return this.lastUsed.has(id);
+  }
 
   observe(method: string | undefined, sent: unknown, status: number, received: unknown): void {
     const now = Date.now();
@@ -171,7 +175,9 @@ class SessionLedger {
   }
 
   private prune(now: number): void {
-    for (const [id, at] of this.lastUsed) if (now - at > this.idleMs) this.lastUsed.delete(id);
+    const idleMs = this.idleMs();
+    if (idleMs <= 0) return; // idleTimeout 0: sessions are never dropped for being unused
+    for (const [id, at] of this.lastUsed) if (now - at > idleMs) this.lastUsed.delete(id);
   }
 }
 
@@ -185,7 +191,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silen
   const secure = url.protocol === 'https:';
   const send = secure ? httpsRequest : httpRequest;
   const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const sessions = new SessionLedger(spec.idleTimeoutMs);
+  const sessions = new SessionLedger(() => spec.idleTimeoutMs);
   /** Aborts every exchange still running, for stop(). */
   const inFlight = new Set<() => void>();
   let state: UpstreamState = 'starting';
@@ -291,10 +297,18 @@ export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silen
   }
 
   return {
-    spec,
+    get spec() {
+      return spec;
+    },
     async start() {
       // Nothing to start: a remote server is not probed, its failures show per request.
       if (state === 'starting') state = 'ready';
+      return { ok: true };
+    },
+    owns: (sessionId) => sessions.has(sessionId),
+    update(next) {
+      // Only settings read per request change here (timeout, idle time); url and headers restart.
+      if (next.kind === 'remote') spec = next;
     },
     handle(req, res) {
       if (state === 'stopped') {

@@ -1,11 +1,13 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { SessionEndpoint } from '../downstream/session-endpoint.js';
-import type { StdioServerSpec } from '../manifest/types.js';
+import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
 import { UnavailableError, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse } from './jsonrpc.js';
 import { describeExit, spawnServerChild, type StdioDeps } from './spawn.js';
-import type { Upstream, UpstreamStatus } from './types.js';
+import { childEnvironment } from './environment.js';
+import { whyNotRunnable } from './preflight.js';
+import type { StartVerdict, Upstream, UpstreamStatus } from './types.js';
 
 /**
  * A stdio server with one child per client session (`isolation: session`), for stateful servers such as
@@ -29,17 +31,46 @@ class SessionStdioUpstream implements Upstream {
   private lastStderr: string[] = [];
 
   constructor(
-    readonly spec: StdioServerSpec,
+    private current: StdioServerSpec,
     private readonly deps: StdioDeps,
   ) {
+    const spec = current;
     this.endpoint = new SessionEndpoint(
       { open: async () => this.openChannel() },
       { name: spec.name, maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs, log: deps.log },
     );
   }
 
-  async start(): Promise<void> {
+  get spec(): StdioServerSpec {
+    return this.current;
+  }
+
+  async start(): Promise<StartVerdict> {
     this.started = true;
+    // No child runs until a session asks for one: check now that one could.
+    const reason = whyNotRunnable(
+      this.spec.command,
+      this.spec.cwd,
+      childEnvironment(this.spec, this.deps.env).PATH,
+    );
+    if (reason) {
+      this.lastError = reason;
+      return { ok: false, reason };
+    }
+    this.refillPool();
+    return { ok: true };
+  }
+
+  owns(sessionId: string): boolean {
+    return this.endpoint.has(sessionId);
+  }
+
+  update(spec: ServerSpec): void {
+    if (spec.kind !== 'stdio') return;
+    this.current = spec;
+    this.endpoint.update({ maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs });
+    // A smaller pool gives back its spare children; a larger one fills up.
+    for (const spare of this.pool.splice(spec.prewarm)) void spare.stop();
     this.refillPool();
   }
 

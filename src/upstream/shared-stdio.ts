@@ -4,7 +4,7 @@ import {
   type JSONRPCMessage,
 } from '@modelcontextprotocol/sdk/types.js';
 import { SessionEndpoint } from '../downstream/session-endpoint.js';
-import type { StdioServerSpec } from '../manifest/types.js';
+import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
 import { VERSION } from '../version.js';
 import { decideRestart, RESTART_BACKOFF } from './backoff.js';
 import { UnavailableError, type SessionChannel } from './channel.js';
@@ -12,7 +12,9 @@ import type { ChildExit, StdioChild } from './child.js';
 import { isResponse, type Response } from './jsonrpc.js';
 import { Multiplexer } from './multiplexer.js';
 import { describeExit, spawnServerChild, type StdioDeps } from './spawn.js';
-import type { Upstream, UpstreamState, UpstreamStatus } from './types.js';
+import { childEnvironment } from './environment.js';
+import { whyNotRunnable } from './preflight.js';
+import type { StartVerdict, Upstream, UpstreamState, UpstreamStatus } from './types.js';
 
 /** The id of the proxy's own initialize request to a child: a string, so it never meets a client's. */
 const INITIALIZE_ID = 'mcp-proxy-initialize';
@@ -32,6 +34,7 @@ export function createSharedStdioUpstream(spec: StdioServerSpec, deps: StdioDeps
 }
 
 class SharedStdioUpstream implements Upstream {
+  /** Meaningful once launched; before that status() reports what start-up will do. */
   private state: UpstreamState = 'stopped';
   private child?: StdioChild;
   private restarts = 0;
@@ -41,13 +44,16 @@ class SharedStdioUpstream implements Upstream {
   private stopping = false;
   private retryTimer?: NodeJS.Timeout;
   private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  /** Set while start() waits for the first launch to become ready or fail. */
+  private firstAttempt?: (reason?: string) => void;
   private readonly mux: Multiplexer;
   private readonly endpoint: SessionEndpoint;
 
   constructor(
-    readonly spec: StdioServerSpec,
+    private current: StdioServerSpec,
     private readonly deps: StdioDeps,
   ) {
+    const spec = current;
     this.mux = new Multiplexer((message) => this.child?.send(message), spec.name);
     this.endpoint = new SessionEndpoint(
       { open: () => this.openChannel() },
@@ -55,8 +61,34 @@ class SharedStdioUpstream implements Upstream {
     );
   }
 
-  async start(): Promise<void> {
-    if (this.spec.startup === 'eager') await this.whenReady().catch(() => {});
+  get spec(): StdioServerSpec {
+    return this.current;
+  }
+
+  async start(): Promise<StartVerdict> {
+    if (this.spec.startup === 'lazy') {
+      const reason = whyNotRunnable(
+        this.spec.command,
+        this.spec.cwd,
+        childEnvironment(this.spec, this.deps.env).PATH,
+      );
+      return reason ? { ok: false, reason } : { ok: true };
+    }
+    const reason = await new Promise<string | undefined>((resolve) => {
+      this.firstAttempt = resolve;
+      this.launch();
+    });
+    return reason === undefined ? { ok: true } : { ok: false, reason };
+  }
+
+  owns(sessionId: string): boolean {
+    return this.endpoint.has(sessionId);
+  }
+
+  update(spec: ServerSpec): void {
+    if (spec.kind !== 'stdio') return;
+    this.current = spec;
+    this.endpoint.update({ maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs });
   }
 
   handle(req: Parameters<Upstream['handle']>[0], res: Parameters<Upstream['handle']>[1]): Promise<void> {
@@ -66,6 +98,7 @@ class SharedStdioUpstream implements Upstream {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    this.settleFirstAttempt(`server ${this.spec.name} was stopped`);
     this.settleWaiters(new UnavailableError(`server ${this.spec.name} is stopping`));
     await this.endpoint.closeAll();
     await this.child?.stop();
@@ -77,7 +110,8 @@ class SharedStdioUpstream implements Upstream {
       name: this.spec.name,
       kind: 'stdio',
       isolation: 'shared',
-      state: this.state,
+      state:
+        this.launched || this.stopping ? this.state : this.spec.startup === 'lazy' ? 'ready' : 'starting',
       pids: this.child?.pid !== undefined && this.state !== 'stopped' ? [this.child.pid] : [],
       sessions: this.endpoint.size,
       restarts: this.restarts,
@@ -156,6 +190,7 @@ class SharedStdioUpstream implements Upstream {
     this.state = 'ready';
     this.deps.log.info('server-ready', { server: this.spec.name, pid: child.pid });
     this.settleWaiters();
+    this.settleFirstAttempt();
   }
 
   private exited(child: StdioChild, exit: ChildExit): void {
@@ -164,6 +199,7 @@ class SharedStdioUpstream implements Upstream {
     if (this.stopping) return;
     const tail = child.stderrTail().at(-1);
     this.lastError = `process ${describeExit(exit)}${tail ? `; last stderr: ${tail}` : ''}`;
+    this.settleFirstAttempt(this.lastError);
     this.deps.log.warn('server-exited', { server: this.spec.name, pid: child.pid, reason: this.lastError });
     const decision = decideRestart(this.spec.restart, exit, this.starts, Date.now());
     if (decision.action === 'restart') {
@@ -180,6 +216,11 @@ class SharedStdioUpstream implements Upstream {
     this.settleWaiters(
       new UnavailableError(`server ${this.spec.name} is ${this.state}: ${this.lastError}`, 30),
     );
+  }
+
+  private settleFirstAttempt(reason?: string): void {
+    this.firstAttempt?.(reason);
+    this.firstAttempt = undefined;
   }
 
   private settleWaiters(error?: Error): void {

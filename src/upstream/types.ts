@@ -20,6 +20,8 @@ export interface UpstreamStatus {
   stderr: string[];
 }
 
+export type StartVerdict = { ok: true } | { ok: false; reason: string };
+
 /**
  * One served MCP server, whatever its kind. The gateway hands it the HTTP requests for
  * /servers/<name>/mcp and never needs to know whether a child process or a remote server answers.
@@ -27,13 +29,21 @@ export interface UpstreamStatus {
  */
 export interface Upstream {
   readonly spec: ServerSpec;
-  /** Makes it ready to serve (eager children are spawned and initialized). Never throws: failures show in status(). */
-  start(): Promise<void>;
+  /**
+   * Makes it ready to serve: eager children are spawned and initialized, others are checked to be
+   * runnable. Resolves after the first attempt with its verdict; never throws. A reload keeps the old
+   * version when the new one is not ok; at boot, supervision keeps retrying in the background.
+   */
+  start(): Promise<StartVerdict>;
   /**
    * Serves one request (POST, GET or DELETE) of the Streamable HTTP transport. Must always answer `res`,
    * with a JSON-RPC error body when the upstream cannot; never throws.
    */
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** True when the client session with this id is held here: a reload routes it here until it drains. */
+  owns(sessionId: string): boolean;
+  /** Applies settings that can change without a restart (limits, timeouts, description, restart policy). */
+  update(spec: ServerSpec): void;
   /** Stops serving: closes its sessions and stops its children. Idempotent. */
   stop(): Promise<void>;
   status(): UpstreamStatus;

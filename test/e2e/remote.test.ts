@@ -66,6 +66,7 @@ function remoteSpec(name: string, url: string, extra: Partial<RemoteServerSpec> 
     useWorkloadIdentity: false,
     idleTimeoutMs: 60_000,
     timeoutMs: 5_000,
+    drainTimeoutMs: 1_000,
     disabled: false,
     ...extra,
   };

@@ -26,17 +26,18 @@ export const fixtureCommand = (name: string) => ({
 
 /**
  * Starts the real proxy (the built CLI) as a child process on a free port, with a manifest written to a
- * temp dir (or none: `undefined` starts it without -c, for single-server mode, in that temp dir).
+ * temp dir (or none: `undefined` starts it without -c, for single-server mode, in that temp dir; or the
+ * file at `options.config`, laid out by the caller).
  * Resolves once it prints its listening line.
  */
 export async function startProxy(
   manifest: string | undefined,
-  options: { env?: Record<string, string>; args?: string[] } = {},
+  options: { env?: Record<string, string>; args?: string[]; config?: string } = {},
 ): Promise<RunningProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-e2e-'));
-  const manifestPath = join(dir, 'mcp-proxy.yaml');
-  if (manifest !== undefined) writeFileSync(manifestPath, manifest);
-  const config = manifest === undefined ? [] : ['-c', manifestPath];
+  const manifestPath = options.config ?? join(dir, 'mcp-proxy.yaml');
+  if (manifest !== undefined && options.config === undefined) writeFileSync(manifestPath, manifest);
+  const config = manifest === undefined && options.config === undefined ? [] : ['-c', manifestPath];
   const child = spawn(
     process.execPath,
     [cliPath, 'serve', ...config, '--port', '0', ...(options.args ?? [])],

@@ -1,0 +1,75 @@
+import { dirname, resolve } from 'node:path';
+import type { Logger } from '../log.js';
+import { formatDiagnostic } from '../manifest/diagnostics.js';
+import type { Environment } from '../manifest/interpolate.js';
+import { loadManifest } from '../manifest/load.js';
+import { readManifestBytes } from '../manifest/read.js';
+import type { Manifest } from '../manifest/types.js';
+import type { Fleet, ReloadReport } from './fleet.js';
+
+/**
+ * Turns "the manifest file may have changed" into a fleet change. The file is read and loaded completely
+ * before anything is touched; an unreadable or invalid file changes nothing and is reported, positioned,
+ * in the logs and in /servers. Unchanged text is not reloaded (watchers report more often than files
+ * change), except when asked explicitly (SIGHUP).
+ */
+export class Reloader {
+  private lastText?: string;
+
+  constructor(
+    private readonly file: string,
+    private readonly fleet: Fleet,
+    private readonly env: Environment,
+    private readonly log: Logger,
+    private listen: Manifest['listen'],
+  ) {}
+
+  /** The text the fleet was started from: a watcher event that finds it unchanged does nothing. */
+  started(text: string): void {
+    this.lastText = text;
+  }
+
+  async reload(force = false): Promise<ReloadReport | undefined> {
+    const read = await readManifestBytes(this.file);
+    if ('unreadable' in read) return this.fail([read.unreadable]);
+    const text = read.bytes.toString('utf8');
+    if (!force && text === this.lastText) return undefined;
+    this.lastText = text;
+
+    const result = loadManifest({
+      file: this.file,
+      bytes: read.bytes,
+      env: this.env,
+      baseDir: dirname(resolve(this.file)),
+    });
+    if (!result.manifest) {
+      return this.fail(result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic));
+    }
+    for (const d of result.diagnostics)
+      this.log.warn('manifest-warning', { diagnostic: formatDiagnostic(d) });
+    if (JSON.stringify(result.manifest.listen) !== JSON.stringify(this.listen)) {
+      this.log.warn('listen-changed', {
+        note: 'listen.host and listen.port apply at the next start, not on reload',
+      });
+      this.listen = result.manifest.listen;
+    }
+    const report = await this.fleet.apply(result.manifest.servers);
+    const log = report.result === 'partial' ? this.log.error : this.log.info;
+    log('reload', {
+      result: report.result,
+      errors: report.errors,
+      changes: report.changes.filter((c) => c.action !== 'keep'),
+    });
+    return report;
+  }
+
+  private fail(errors: string[]): ReloadReport | undefined {
+    this.fleet.recordFailure(errors);
+    this.log.error('reload', {
+      result: 'failed',
+      note: 'nothing changed; the servers keep running as they were',
+      errors,
+    });
+    return this.fleet.lastReloadReport;
+  }
+}

@@ -1,0 +1,328 @@
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  connect,
+  fixtureCommand,
+  isAlive,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+} from '../support/proxy.js';
+
+// Hot reload on real files, with real children and SDK clients. Each test starts its own proxy.
+
+const echo = fixtureCommand('echo');
+const server = (name: string, extra = '') =>
+  `  ${name}:\n    command: ${JSON.stringify(echo.command)}\n    args: ${JSON.stringify(echo.args)}\n${extra}`;
+const manifestOf = (...servers: string[]) => `servers:\n${servers.join('')}`;
+
+interface Listing {
+  name: string;
+  state: string;
+  pids: number[];
+  reloadError?: string;
+}
+interface Status {
+  servers: Listing[];
+  reload: { result: string; errors: string[]; time: string } | null;
+}
+
+const status = async (proxy: RunningProxy): Promise<Status> =>
+  (await fetch(`${proxy.url}/servers`)).json() as Promise<Status>;
+const pidOf = async (proxy: RunningProxy, name: string) =>
+  (await status(proxy)).servers.find((s) => s.name === name)?.pids[0];
+const text = (result: unknown) => (result as { content: { text: string }[] }).content[0]!.text;
+
+/** True once an SDK client can initialize against the server and call echo. */
+async function answers(proxy: RunningProxy, name: string): Promise<boolean> {
+  try {
+    const { client } = await connect(proxy.url, name);
+    try {
+      return text(await client.callTool({ name: 'echo', arguments: { text: 'x' } })) === 'x';
+    } finally {
+      await client.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+const test = suite('reload');
+
+test('an added server answers within a second of the write; a removed one answers 404', async () => {
+  const proxy = await startProxy(manifestOf(server('one')));
+  try {
+    const written = Date.now();
+    writeFileSync(proxy.manifestPath, manifestOf(server('two')));
+    await waitFor(() => answers(proxy, 'two'), 1000, 'the added server to answer');
+    const elapsed = Date.now() - written;
+    assert.ok(elapsed <= 1000, `took ${elapsed} ms`);
+    await waitFor(
+      async () => (await fetch(`${proxy.url}/servers/one/mcp`, { method: 'POST' })).status === 404,
+      2000,
+      '404',
+    );
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('every way of replacing the file reloads: in place, atomic rename, delete and recreate', async () => {
+  const proxy = await startProxy(manifestOf(server('base')));
+  const path = proxy.manifestPath;
+  const styles: [string, (text: string) => Promise<void> | void][] = [
+    ['in-place', (t) => writeFileSync(path, t)],
+    [
+      'atomic',
+      (t) => {
+        writeFileSync(`${path}.tmp`, t);
+        renameSync(`${path}.tmp`, path);
+      },
+    ],
+    [
+      'recreate',
+      async (t) => {
+        unlinkSync(path);
+        await new Promise((r) => setTimeout(r, 300));
+        writeFileSync(path, t);
+      },
+    ],
+  ];
+  try {
+    for (const [style, replace] of styles) {
+      await replace(manifestOf(server('base'), server(style)));
+      await waitFor(() => answers(proxy, style), 3000, `${style} to reload`);
+    }
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a Kubernetes ConfigMap update (the ..data symlink swapped) reloads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'configmap-'));
+  const version = (n: number, text: string) => {
+    mkdirSync(join(dir, `..2026_11_21_0${n}`));
+    writeFileSync(join(dir, `..2026_11_21_0${n}`, 'mcp-proxy.yaml'), text);
+  };
+  version(1, manifestOf(server('first')));
+  symlinkSync('..2026_11_21_01', join(dir, '..data'));
+  symlinkSync('..data/mcp-proxy.yaml', join(dir, 'mcp-proxy.yaml'));
+  const proxy = await startProxy(undefined, { config: join(dir, 'mcp-proxy.yaml') });
+  try {
+    assert.ok(await answers(proxy, 'first'));
+    // What kubelet does: a new folder, a temporary link to it, renamed over ..data, the old folder removed.
+    version(2, manifestOf(server('first'), server('second')));
+    symlinkSync('..2026_11_21_02', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    rmSync(join(dir, '..2026_11_21_01'), { recursive: true });
+    await waitFor(() => answers(proxy, 'second'), 3000, 'the ConfigMap update to reload');
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a changed server gets a new child; an untouched one keeps its pid and its session', async () => {
+  const proxy = await startProxy(manifestOf(server('stable'), server('changing')));
+  try {
+    const { client } = await connect(proxy.url, 'stable');
+    const stablePid = await pidOf(proxy, 'stable');
+    const changingPid = await pidOf(proxy, 'changing');
+    writeFileSync(
+      proxy.manifestPath,
+      manifestOf(server('stable'), server('changing', '    env: { V: "2" }\n')),
+    );
+    await waitFor(
+      async () => (await pidOf(proxy, 'changing')) !== changingPid,
+      3000,
+      'the changed server to restart',
+    );
+    assert.is(await pidOf(proxy, 'stable'), stablePid);
+    assert.is(
+      text(await client.callTool({ name: 'echo', arguments: { text: 'same session' } })),
+      'same session',
+    );
+    await client.close();
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a client on an untouched server sees zero failures through 20 reloads, valid and invalid', async () => {
+  const proxy = await startProxy(manifestOf(server('stable'), server('churn')));
+  const { client } = await connect(proxy.url, 'stable');
+  let calls = 0;
+  const failures: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const got = text(await client.callTool({ name: 'echo', arguments: { text: `c${calls}` } }));
+        if (got !== `c${calls}`) failures.push(`wrong answer ${got}`);
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+      calls++;
+    }
+  })();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const variant =
+        i % 4 === 3
+          ? 'servers:\n  stable: [this is: not valid\n'
+          : manifestOf(
+              server('stable'),
+              server('churn', `    env: { ROUND: "${i}" }\n`),
+              i % 2 ? server(`extra${i}`) : '',
+            );
+      writeFileSync(proxy.manifestPath, variant);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    running = false;
+    await loop;
+    await client.close();
+    await proxy.stop();
+  }
+  assert.equal(failures, []);
+  assert.ok(calls > 100, `only ${calls} calls were made`);
+});
+
+test('a broken manifest changes nothing, is reported with its position, and fixing it reloads', async () => {
+  const good = manifestOf(server('kept'));
+  const proxy = await startProxy(good);
+  try {
+    const pid = await pidOf(proxy, 'kept');
+    writeFileSync(proxy.manifestPath, `servers:\n  kept:\n    comand: node\n`);
+    await waitFor(
+      async () => (await status(proxy)).reload?.result === 'failed',
+      3000,
+      'the failed reload to be reported',
+    );
+    const { reload } = await status(proxy);
+    assert.match(
+      reload!.errors.join('\n'),
+      'mcp-proxy.yaml:3:5 servers.kept.comand: unknown key "comand"; did you mean "command"?',
+    );
+    assert.ok(await answers(proxy, 'kept'), 'the server still answers');
+    assert.is(await pidOf(proxy, 'kept'), pid);
+    writeFileSync(proxy.manifestPath, manifestOf(server('kept'), server('added')));
+    await waitFor(() => answers(proxy, 'added'), 3000, 'the fixed file to reload');
+    assert.is((await status(proxy)).reload?.result, 'applied');
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a server whose new command does not exist keeps serving its old version, and says so', async () => {
+  const proxy = await startProxy(manifestOf(server('svc')));
+  try {
+    const pid = await pidOf(proxy, 'svc');
+    writeFileSync(proxy.manifestPath, 'servers:\n  svc:\n    command: /nonexistent/mcp-server\n');
+    await waitFor(async () => (await status(proxy)).reload?.result === 'partial', 3000, 'the partial reload');
+    const listing = (await status(proxy)).servers.find((s) => s.name === 'svc')!;
+    assert.match(listing.reloadError!, 'command /nonexistent/mcp-server does not exist');
+    assert.match(listing.reloadError!, 'still serving the previous version');
+    assert.equal(listing.pids, [pid]);
+    assert.ok(await answers(proxy, 'svc'));
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('sessions on a replaced version keep it until drainTimeout, then get 404 and start over', async () => {
+  const proxy = await startProxy(manifestOf(server('drainy', '    drainTimeout: 1500ms\n')));
+  const clients: Client[] = [];
+  try {
+    const a = await connect(proxy.url, 'drainy');
+    clients.push(a.client);
+    const oldPid = JSON.parse(text(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid;
+    writeFileSync(
+      proxy.manifestPath,
+      manifestOf(server('drainy', '    drainTimeout: 1500ms\n    env: { V: "2" }\n')),
+    );
+    await waitFor(async () => (await pidOf(proxy, 'drainy')) !== oldPid, 3000, 'the new version');
+    // The open session still reaches its old child; a new session gets the new one.
+    assert.is(JSON.parse(text(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid, oldPid);
+    const b = await connect(proxy.url, 'drainy');
+    clients.push(b.client);
+    const newPid = JSON.parse(text(await b.client.callTool({ name: 'whoami', arguments: {} }))).pid;
+    assert.is.not(newPid, oldPid);
+    // After the drain the old child is gone, and the old session is unknown (404) to the new version.
+    await waitFor(() => !isAlive(oldPid), 5000, 'the old child to stop after draining');
+    const stale = await fetch(`${proxy.url}/servers/drainy/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': a.transport.sessionId!,
+        'mcp-protocol-version': '2025-11-25',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }),
+    });
+    assert.is(stale.status, 404);
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    await proxy.stop();
+  }
+});
+
+test('with --no-watch edits wait for SIGHUP', async () => {
+  const proxy = await startProxy(manifestOf(server('one')), { args: ['--no-watch'] });
+  try {
+    writeFileSync(proxy.manifestPath, manifestOf(server('one'), server('two')));
+    await new Promise((r) => setTimeout(r, 600));
+    assert.not.ok(
+      (await status(proxy)).servers.some((s) => s.name === 'two'),
+      'not watched',
+    );
+    proxy.process.kill('SIGHUP');
+    await waitFor(() => answers(proxy, 'two'), 3000, 'SIGHUP to reload');
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('SIGTERM lets a call in flight finish, then exits 0', async () => {
+  const proxy = await startProxy(manifestOf(server('busy')));
+  const { client } = await connect(proxy.url, 'busy');
+  const call = client.callTool({ name: 'sleep', arguments: { ms: 800 } });
+  await new Promise((r) => setTimeout(r, 150));
+  const exited = proxy.stop();
+  assert.is(text(await call), 'slept 800');
+  assert.is(await exited, 0);
+});
+
+test('a crashing server is restarted or left down by its policy, without disturbing the others', async () => {
+  const crash = (name: string, policy: string) =>
+    `  ${name}:\n    command: ${JSON.stringify(process.execPath)}\n    args: ["-e", "console.error('boom ${name}'); process.exit(3)"]\n    restart: ${policy}\n`;
+  const proxy = await startProxy(
+    manifestOf(server('healthy'), crash('looping', 'always'), crash('once', 'never')),
+  );
+  try {
+    await waitFor(
+      async () => {
+        const s = (await status(proxy)).servers;
+        const looping = s.find((x) => x.name === 'looping') as Listing & {
+          restarts: number;
+          stderr: string[];
+        };
+        const once = s.find((x) => x.name === 'once') as Listing & { stderr: string[]; lastError?: string };
+        return (
+          looping.restarts >= 2 && once.state === 'stopped' && (once.lastError ?? '').includes('boom once')
+        );
+      },
+      8000,
+      'the crashing servers to be handled by their policies',
+    );
+    assert.ok(await answers(proxy, 'healthy'));
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test.run();

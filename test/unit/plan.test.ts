@@ -1,0 +1,108 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { planReload } from '../../src/fleet/plan.js';
+import { loadManifest } from '../../src/manifest/load.js';
+import type { ServerSpec } from '../../src/manifest/types.js';
+
+const servers = (yaml: string): ServerSpec[] => {
+  const result = loadManifest({ file: 'm.yaml', bytes: yaml, env: {}, baseDir: '/srv' });
+  if (!result.manifest) throw new Error(JSON.stringify(result.diagnostics));
+  return result.manifest.servers;
+};
+
+const actions = (before: string, after: string) =>
+  planReload(servers(before), servers(after)).map(
+    (s) => `${s.name}:${s.action}${s.changed.length ? `(${s.changed.join(',')})` : ''}`,
+  );
+
+const BASE = `
+servers:
+  a: { command: node, args: [a.js], env: { X: '1', Y: '2' } }
+  b: { url: 'https://b.example/mcp', headers: { K: v } }
+  c: { command: node, args: [c.js] }
+`;
+
+test('an unchanged manifest keeps everything', () => {
+  assert.equal(actions(BASE, BASE), ['a:keep', 'b:keep', 'c:keep']);
+});
+
+test('key order inside env and headers is not a change', () => {
+  const reordered = BASE.replace("{ X: '1', Y: '2' }", "{ Y: '2', X: '1' }");
+  assert.equal(actions(BASE, reordered), ['a:keep', 'b:keep', 'c:keep']);
+});
+
+test('added and removed servers', () => {
+  const after = `
+servers:
+  a: { command: node, args: [a.js], env: { X: '1', Y: '2' } }
+  d: { command: node, args: [d.js] }
+`;
+  assert.equal(actions(BASE, after), ['a:keep', 'd:add', 'b:remove', 'c:remove']);
+});
+
+test('what changes the running upstream restarts it', () => {
+  const cases: [string, string][] = [
+    ['args: [a.js]', 'args: [a2.js]'],
+    ["env: { X: '1', Y: '2' }", "env: { X: '1', Y: '3' }"],
+    ['a: { command: node,', 'a: { command: python,'],
+    [
+      "a: { command: node, args: [a.js], env: { X: '1', Y: '2' } }",
+      "a: { command: node, args: [a.js], env: { X: '1', Y: '2' }, isolation: session }",
+    ],
+    [
+      "a: { command: node, args: [a.js], env: { X: '1', Y: '2' } }",
+      "a: { command: node, args: [a.js], env: { X: '1', Y: '2' }, cwd: /tmp }",
+    ],
+    [
+      "a: { command: node, args: [a.js], env: { X: '1', Y: '2' } }",
+      "a: { command: node, args: [a.js], env: { X: '1', Y: '2' }, useWorkloadIdentity: true }",
+    ],
+  ];
+  for (const [from, to] of cases) {
+    const [a] = planReload(servers(BASE), servers(BASE.replace(from, to)));
+    assert.is(a!.action, 'restart', `${from} -> ${to}`);
+  }
+  const [, b] = planReload(servers(BASE), servers(BASE.replace('{ K: v }', '{ K: w }')));
+  assert.equal([b!.action, b!.changed], ['restart', ['headers']]);
+});
+
+test('a remote server changing kind to stdio restarts', () => {
+  const after = BASE.replace(
+    "b: { url: 'https://b.example/mcp', headers: { K: v } }",
+    'b: { command: node }',
+  );
+  assert.is(planReload(servers(BASE), servers(after))[1]!.action, 'restart');
+});
+
+test('settings that can change live are updates', () => {
+  const after = BASE.replace(
+    'c: { command: node, args: [c.js] }',
+    'c: { command: node, args: [c.js], description: new, maxSessions: 3, idleTimeout: 1m, timeout: 5s, restart: never, drainTimeout: 1s }',
+  );
+  assert.equal(actions(BASE, after), [
+    'a:keep',
+    'b:keep',
+    'c:update(description,drainTimeoutMs,idleTimeoutMs,maxSessions,restart,timeoutMs)',
+  ]);
+});
+
+test('disabling a server removes it, enabling adds it', () => {
+  const disabled = BASE.replace(
+    'c: { command: node, args: [c.js] }',
+    'c: { command: node, args: [c.js], disabled: true }',
+  );
+  assert.equal(actions(BASE, disabled), ['a:keep', 'b:keep', 'c:remove(disabled)']);
+  assert.equal(actions(disabled, BASE), ['a:keep', 'b:keep', 'c:add']);
+  assert.equal(actions(disabled, disabled), ['a:keep', 'b:keep']);
+});
+
+test('defaults are part of each server: changing them reaches every server they apply to', () => {
+  const withDefaults = `defaults: { idleTimeout: 1m }\n${BASE}`;
+  assert.equal(actions(BASE, withDefaults), [
+    'a:update(idleTimeoutMs)',
+    'b:update(idleTimeoutMs)',
+    'c:update(idleTimeoutMs)',
+  ]);
+});
+
+test.run();
