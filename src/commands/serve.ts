@@ -9,10 +9,12 @@ import type { Environment } from '../manifest/interpolate.js';
 import { loadManifest } from '../manifest/load.js';
 import { readManifestBytes } from '../manifest/read.js';
 import { SINGLE_SERVER_NAME, singleServerManifest, wantsSingleServer } from '../manifest/single-server.js';
-import type { Manifest } from '../manifest/types.js';
+import type { Limits, Manifest } from '../manifest/types.js';
+import { GatewaySettings } from '../gateway/settings.js';
 import { Reloader } from '../fleet/reloader.js';
 import { watchManifest, type ManifestWatcher } from '../fleet/watch.js';
 import { InFlight } from '../gateway/in-flight.js';
+import { Metrics } from '../gateway/metrics.js';
 
 export interface ServeOptions {
   /** `-c FILE`, when given: it always wins over single-server mode. */
@@ -52,12 +54,29 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     return 2;
   }
 
-  const fleet = new Fleet({ log, env });
+  // The fleet and the settings refer to each other: sessions are bound to principals per server, and
+  // request bodies are bounded by the settings' current limit.
+  const settings: GatewaySettings = new GatewaySettings(
+    (name, sessionId): boolean => fleet.route(name, sessionId)?.owns(sessionId) ?? false,
+  );
+  settings.apply(manifest);
+  const fleet: Fleet = new Fleet({ log, env, maxBodyBytes: (): number => settings.limits.maxBodyBytes });
   const boot = await fleet.apply(manifest.servers);
   for (const error of boot.errors) log.error('server-start-failed', { error });
 
   const inFlight = new InFlight();
-  const app = createApp({ fleet, log, inFlight, ...(single && { aliasAtRoot: SINGLE_SERVER_NAME }) });
+  const metrics = new Metrics(
+    () => fleet.list(),
+    (name) => fleet.has(name),
+  );
+  const app = createApp({
+    fleet,
+    log,
+    metrics,
+    settings,
+    inFlight,
+    ...(single && { aliasAtRoot: SINGLE_SERVER_NAME }),
+  });
   const server: Server = app.listen({ host, port });
   try {
     await once(server, 'listening');
@@ -68,12 +87,26 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   }
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
+  applyServerTimeouts(server, settings.limits);
+  if (!manifest.auth && !isLoopback(host)) {
+    // Whoever reaches this port can act with the pod's identity and run the manifest's commands.
+    const warning = `no access control (auth:) and listening on ${host}: anyone who can reach this port can use every server`;
+    log.warn('no-access-control', { host, warning });
+    err(
+      `mcp-proxy: WARNING: ${warning}. Declare auth: in the manifest, or put access control in front of the proxy.`,
+    );
+  }
 
   let watcher: ManifestWatcher | undefined;
   let reloader: Reloader | undefined;
   if (source.file !== undefined) {
     reloader = new Reloader(source.file, fleet, env, log, manifest.listen);
     reloader.started(source.text!);
+    reloader.onreport = (report) => metrics.reloaded(report.result);
+    reloader.onmanifest = (next) => {
+      settings.apply(next);
+      applyServerTimeouts(server, next.limits);
+    };
     if (options.watch) watcher = await watchManifest(source.file, () => void reloader!.reload());
   }
   const onHangup = () => {
@@ -109,6 +142,17 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+}
+
+/** Bounds against slow clients (slowloris): headers, and the whole request, must arrive in time. */
+function applyServerTimeouts(server: Server, limits: Limits): void {
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 function fromEnvironment(env: Environment, err: (line: string) => void): Source | number {

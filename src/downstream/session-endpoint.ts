@@ -12,7 +12,8 @@ export interface EndpointOptions {
   name: string;
   maxSessions?: number;
   idleTimeoutMs: number;
-  maxBodyBytes?: number;
+  /** Read per request: a reload may change it. */
+  maxBodyBytes?: () => number;
   log: Logger;
 }
 
@@ -77,7 +78,7 @@ export class SessionEndpoint {
       return answer(res, 400, ErrorCode.InvalidRequest, 'Bad Request: one Mcp-Session-Id only');
 
     if (req.method === 'POST') {
-      const body = await readBody(req, this.options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+      const body = await readBody(req, this.options.maxBodyBytes?.() ?? DEFAULT_MAX_BODY_BYTES);
       if (!body.ok) return answer(res, body.status, ErrorCode.InvalidRequest, body.message);
       let parsed: unknown;
       try {

@@ -82,6 +82,11 @@ export class Fleet {
     return this.entries.get(name)?.upstream;
   }
 
+  /** Whether `name` is declared in the manifest being served (enabled or not). */
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
   list(): ServerListing[] {
     return [...this.entries.values()].map(({ spec, upstream, reloadError }) => {
       const status: UpstreamStatus = upstream?.status() ?? {

@@ -15,6 +15,10 @@ import type { Fleet, ReloadReport } from './fleet.js';
  */
 export class Reloader {
   private lastText?: string;
+  /** Told the outcome of every reload that ran, failed ones included (metrics count them). */
+  onreport?: (report: ReloadReport) => void;
+  /** Told each manifest that loaded, before its servers are applied: access control, origins, limits. */
+  onmanifest?: (manifest: Manifest) => void;
 
   constructor(
     private readonly file: string,
@@ -53,6 +57,8 @@ export class Reloader {
       });
       this.listen = result.manifest.listen;
     }
+    // Settings first: a server the reload adds must be behind the new access rules when it appears.
+    this.onmanifest?.(result.manifest);
     const report = await this.fleet.apply(result.manifest.servers);
     const log = report.result === 'partial' ? this.log.error : this.log.info;
     log('reload', {
@@ -60,16 +66,19 @@ export class Reloader {
       errors: report.errors,
       changes: report.changes.filter((c) => c.action !== 'keep'),
     });
+    this.onreport?.(report);
     return report;
   }
 
-  private fail(errors: string[]): ReloadReport | undefined {
+  private fail(errors: string[]): ReloadReport {
     this.fleet.recordFailure(errors);
     this.log.error('reload', {
       result: 'failed',
       note: 'nothing changed; the servers keep running as they were',
       errors,
     });
-    return this.fleet.lastReloadReport;
+    const report = this.fleet.lastReloadReport!;
+    this.onreport?.(report);
+    return report;
   }
 }

@@ -3,7 +3,15 @@ import type { PathSegment } from './diagnostics.js';
 import { parseDuration } from './duration.js';
 import { error, warning, type Problem } from './problem.js';
 import { splitShellWords } from './shell-words.js';
-import { BUILT_IN_DEFAULTS, type Manifest, type ServerSpec } from './types.js';
+import { createHash } from 'node:crypto';
+import {
+  BUILT_IN_DEFAULTS,
+  DEFAULT_LIMITS,
+  type AuthConfig,
+  type Limits,
+  type Manifest,
+  type ServerSpec,
+} from './types.js';
 
 type Scalar = string | number | boolean;
 
@@ -30,6 +38,8 @@ interface ServerInput extends PolicyInput {
   scope?: string;
   disabled?: boolean;
   prewarm?: number;
+  requiredRoles?: string[];
+  requiredScopes?: string[];
 }
 
 interface AdapterInput {
@@ -43,9 +53,31 @@ interface AdapterInput {
   requiredRoles?: string[];
 }
 
+interface AuthInput {
+  apiKeys?: { name: string; key?: string; sha256?: string; servers: string[] }[];
+  jwt?: {
+    issuer: string;
+    audience: string | string[];
+    jwksUri?: string;
+    rolesClaim?: string;
+    scopesClaim?: string;
+  };
+}
+
+interface LimitsInput {
+  maxBodyBytes?: number;
+  maxSessions?: number;
+  headersTimeout?: string | number;
+  requestTimeout?: string | number;
+  keepAliveTimeout?: string | number;
+}
+
 /** The manifest as the schema describes it. */
 export interface ManifestInput {
   listen?: { host?: string; port?: number };
+  auth?: AuthInput;
+  allowedOrigins?: string[];
+  limits?: LimitsInput;
   defaults?: PolicyInput;
   servers?: Record<string, ServerInput>;
   adapters?: AdapterInput[];
@@ -123,7 +155,12 @@ export function normalize(
     );
   }
   const listen = options.isInvalid(['listen']) ? {} : { ...input.listen };
-  return { manifest: { listen, servers }, problems };
+  const auth = options.isInvalid(['auth']) || !input.auth ? undefined : authFromInput(input.auth);
+  if (auth) problems.push(...checkAuthNames(input.auth!, auth, declaredAt));
+  if (!auth?.jwt) problems.push(...rolesWithoutJwt(servers, declaredAt));
+  const limits = options.isInvalid(['limits']) ? DEFAULT_LIMITS : limitsFromInput(input.limits ?? {});
+  const allowedOrigins = options.isInvalid(['allowedOrigins']) ? [] : (input.allowedOrigins ?? []);
+  return { manifest: { listen, servers, ...(auth && { auth }), allowedOrigins, limits }, problems };
 }
 
 function describeDeclaration(path: PathSegment[]): string {
@@ -142,6 +179,8 @@ function serverFromInput(name: string, s: ServerInput, defaults: PolicyInput, ba
     timeoutMs: durationOr(s.timeout ?? defaults.timeout, BUILT_IN_DEFAULTS.timeoutMs),
     drainTimeoutMs: durationOr(s.drainTimeout ?? defaults.drainTimeout, BUILT_IN_DEFAULTS.drainTimeoutMs),
     disabled: s.disabled ?? false,
+    ...(s.requiredRoles && { requiredRoles: [...s.requiredRoles] }),
+    ...(s.requiredScopes && { requiredScopes: [...s.requiredScopes] }),
   };
   if (s.url !== undefined) {
     return { ...common, kind: 'remote', url: s.url, headers: stringMap(s.headers), scope: s.scope };
@@ -177,7 +216,11 @@ function serverFromAdapter(
   const env = stringMap(
     Object.fromEntries(Object.entries(variables).filter(([k]) => !ADAPTER_CONTROL_VARIABLES.includes(k))),
   );
-  const server: ServerInput = { description: a.description, useWorkloadIdentity: a.useWorkloadIdentity };
+  const server: ServerInput = {
+    description: a.description,
+    useWorkloadIdentity: a.useWorkloadIdentity,
+    requiredRoles: a.requiredRoles,
+  };
   if (variables.MCP_PROXY_URL !== undefined) {
     server.url = String(variables.MCP_PROXY_URL);
     for (const key of Object.keys(env)) {
@@ -203,17 +246,6 @@ function serverFromAdapter(
     Object.assign(server, { command: String(variables.MCP_COMMAND), args: split.words, env });
   }
   const spec: ServerSpec = { ...serverFromInput(a.name, server, defaults, baseDir), origin: 'adapters' };
-  if (a.requiredRoles !== undefined) {
-    spec.requiredRoles = [...a.requiredRoles];
-    // Until inbound access control exists, say plainly that roles protect nothing yet.
-    problems.push(
-      warning(
-        [...path, 'requiredRoles'],
-        'not enforced yet: this version has no inbound access control',
-        true,
-      ),
-    );
-  }
   return { spec, problems };
 }
 
@@ -228,6 +260,76 @@ function checkIdentityScope(spec: ServerSpec, path: PathSegment[]): Problem[] {
       `uses workload identity with a remote server but names no token scope (such as api://<app-id>/.default); ${where}`,
     ),
   ];
+}
+
+function authFromInput(input: AuthInput): AuthConfig {
+  const apiKeys = (input.apiKeys ?? []).map((k) => ({
+    name: k.name,
+    // Only the digest is kept: a key from the environment does not linger in the manifest object.
+    sha256: k.sha256?.toLowerCase() ?? createHash('sha256').update(k.key!).digest('hex'),
+    servers: k.servers.includes('*') ? ('*' as const) : [...k.servers],
+  }));
+  const jwt = input.jwt && {
+    issuer: input.jwt.issuer,
+    audience: ([] as string[]).concat(input.jwt.audience),
+    ...(input.jwt.jwksUri !== undefined && { jwksUri: input.jwt.jwksUri }),
+    rolesClaim: input.jwt.rolesClaim ?? 'roles',
+    scopesClaim: input.jwt.scopesClaim ?? 'scp',
+  };
+  return { apiKeys, ...(jwt && { jwt }) };
+}
+
+/** Key names must tell keys apart in logs, and a key naming no server of this manifest is probably a typo. */
+function checkAuthNames(
+  input: AuthInput,
+  auth: AuthConfig,
+  declared: ReadonlyMap<string, unknown>,
+): Problem[] {
+  const problems: Problem[] = [];
+  const names = new Set<string>();
+  const digests = new Set<string>();
+  auth.apiKeys.forEach((key, i) => {
+    if (names.has(key.name))
+      problems.push(error(['auth', 'apiKeys', i, 'name'], `the key name "${key.name}" is used twice`));
+    if (digests.has(key.sha256))
+      problems.push(error(['auth', 'apiKeys', i], 'the same key is declared twice'));
+    names.add(key.name);
+    digests.add(key.sha256);
+    if (key.servers === '*') return;
+    input.apiKeys![i]!.servers.forEach((server, j) => {
+      if (!declared.has(server)) {
+        problems.push(
+          warning(['auth', 'apiKeys', i, 'servers', j], `names no server of this manifest: "${server}"`),
+        );
+      }
+    });
+  });
+  if (auth.apiKeys.length === 0 && !auth.jwt) {
+    problems.push(error(['auth'], 'declares neither `apiKeys` nor `jwt`: nobody could use any server'));
+  }
+  return problems;
+}
+
+/** Roles and scopes come from tokens: without `auth.jwt` they would protect nothing, and that must be said. */
+function rolesWithoutJwt(servers: ServerSpec[], declared: ReadonlyMap<string, PathSegment[]>): Problem[] {
+  return servers
+    .filter((s) => s.requiredRoles?.length || s.requiredScopes?.length)
+    .map((s) =>
+      warning(
+        declared.get(s.name) ?? [],
+        `requiredRoles/requiredScopes are only checked for JWT callers, and \`auth.jwt\` is not configured`,
+      ),
+    );
+}
+
+function limitsFromInput(input: LimitsInput): Limits {
+  return {
+    maxBodyBytes: input.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes,
+    ...(input.maxSessions !== undefined && { maxSessions: input.maxSessions }),
+    headersTimeoutMs: durationOr(input.headersTimeout, DEFAULT_LIMITS.headersTimeoutMs),
+    requestTimeoutMs: durationOr(input.requestTimeout, DEFAULT_LIMITS.requestTimeoutMs),
+    keepAliveTimeoutMs: durationOr(input.keepAliveTimeout, DEFAULT_LIMITS.keepAliveTimeoutMs),
+  };
 }
 
 function stringMap(map: Record<string, Scalar> | undefined): Record<string, string> {

@@ -42,5 +42,5 @@ export function singleServerManifest(
     ),
   );
   const servers = manifest.servers.map((s) => (s.kind === 'stdio' ? { ...s, env: inherited } : s));
-  return { manifest: { listen: {}, servers }, errors: [] };
+  return { manifest: { ...manifest, servers }, errors: [] };
 }

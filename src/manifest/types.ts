@@ -3,6 +3,41 @@ export interface Manifest {
   listen: { host?: string; port?: number };
   /** In declaration order: servers first, then adapters. */
   servers: ServerSpec[];
+  /** Absent: no access control (every caller may use every server). */
+  auth?: AuthConfig;
+  /** Browser origins allowed besides localhost. */
+  allowedOrigins: string[];
+  limits: Limits;
+}
+
+export interface AuthConfig {
+  apiKeys: ApiKeySpec[];
+  jwt?: JwtSpec;
+}
+
+export interface ApiKeySpec {
+  name: string;
+  /** SHA-256 of the key, lowercase hex: the key itself is not kept once loaded. */
+  sha256: string;
+  /** `*` for every server. */
+  servers: '*' | string[];
+}
+
+export interface JwtSpec {
+  issuer: string;
+  audience: string[];
+  jwksUri?: string;
+  rolesClaim: string;
+  scopesClaim: string;
+}
+
+export interface Limits {
+  maxBodyBytes: number;
+  /** Across all servers. */
+  maxSessions?: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export type ServerSpec = StdioServerSpec | RemoteServerSpec;
@@ -23,8 +58,10 @@ interface CommonSpec {
   /** How long sessions on a replaced or removed version may stay, after a reload. */
   drainTimeoutMs: number;
   disabled: boolean;
-  /** From an adapter payload; enforced by access control. */
+  /** A JWT caller needs one of these roles (from `requiredRoles`, or an adapter payload's). */
   requiredRoles?: string[];
+  /** A JWT caller needs all of these scopes. */
+  requiredScopes?: string[];
 }
 
 export interface StdioServerSpec extends CommonSpec {
@@ -57,4 +94,11 @@ export const BUILT_IN_DEFAULTS = {
   idleTimeoutMs: 15 * 60_000,
   timeoutMs: 10 * 60_000,
   drainTimeoutMs: 30_000,
+};
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 4 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
 };

@@ -14,6 +14,8 @@ interface PendingRequest {
   session: MuxSession;
   clientId: RequestId;
   clientProgressToken?: string | number;
+  /** Fires when the upstream takes longer than the server's `timeout`; progress restarts it. */
+  timer?: NodeJS.Timeout;
 }
 
 /** A request from the upstream to one client (sampling, elicitation, roots), under a downstream id. */
@@ -43,6 +45,8 @@ export class Multiplexer {
   constructor(
     private readonly sendUpstream: (message: JSONRPCMessage) => void,
     private readonly name: string,
+    /** The server's current `timeout` in ms (0: none); read per request, so a reload's update applies. */
+    private readonly timeoutMs: () => number = () => 0,
   ) {}
 
   /** The upstream is initialized (again, after a restart): what clients are told at their initialize. */
@@ -58,6 +62,7 @@ export class Multiplexer {
    */
   upstreamLost(reason: string): void {
     for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
       p.session.inFlight.delete(id);
       p.session.deliver(
         errorResponse(p.clientId, ErrorCode.UpstreamUnavailable, `upstream ${this.name} ${reason}`),
@@ -100,6 +105,7 @@ export class Multiplexer {
   closeSession(session: MuxSession): void {
     if (!this.sessions.delete(session)) return;
     for (const id of session.inFlight) {
+      clearTimeout(this.pending.get(id)?.timer);
       this.pending.delete(id);
       this.sendUpstream(cancelled(id, 'the client session ended'));
     }
@@ -145,6 +151,8 @@ export class Multiplexer {
       entry.clientProgressToken = token;
       params = { ...params, _meta: { ...params!._meta, progressToken: upstreamId } };
     }
+    const timeout = this.timeoutMs();
+    if (timeout > 0) entry.timer = setTimeout(() => this.timedOut(upstreamId, timeout), timeout);
     this.pending.set(upstreamId, entry);
     session.inFlight.add(upstreamId);
     this.sendUpstream({ ...request, id: upstreamId, ...(params && { params }) });
@@ -157,6 +165,7 @@ export class Multiplexer {
       case 'notifications/cancelled': {
         const upstreamId = this.findUpstreamId(session, notification.params?.requestId as RequestId);
         if (upstreamId === undefined) return;
+        clearTimeout(this.pending.get(upstreamId)?.timer);
         this.pending.delete(upstreamId);
         session.inFlight.delete(upstreamId);
         this.sendUpstream({ ...notification, params: { ...notification.params, requestId: upstreamId } });
@@ -170,7 +179,8 @@ export class Multiplexer {
   private routeResponse(response: Response): void {
     if (typeof response.id !== 'number') return; // the proxy's own requests use string ids
     const entry = this.pending.get(response.id);
-    if (!entry) return; // cancelled, or its session is gone
+    if (!entry) return; // cancelled, timed out, or its session is gone
+    clearTimeout(entry.timer);
     this.pending.delete(response.id);
     entry.session.inFlight.delete(response.id);
     entry.session.deliver({ ...response, id: entry.clientId });
@@ -211,6 +221,7 @@ export class Multiplexer {
       case 'notifications/progress': {
         const entry = this.pending.get(params?.progressToken as number);
         if (!entry || entry.clientProgressToken === undefined) return;
+        entry.timer?.refresh(); // a call that reports progress is alive
         entry.session.deliver(
           { ...notification, params: { ...params, progressToken: entry.clientProgressToken } },
           entry.clientId,
@@ -240,6 +251,22 @@ export class Multiplexer {
       }
     }
     for (const session of this.sessions) session.deliver(notification);
+  }
+
+  /** The client gets an error now, and the upstream is told to stop working on it. */
+  private timedOut(upstreamId: number, timeout: number): void {
+    const entry = this.pending.get(upstreamId);
+    if (!entry) return;
+    this.pending.delete(upstreamId);
+    entry.session.inFlight.delete(upstreamId);
+    this.sendUpstream(cancelled(upstreamId, `no answer within ${timeout} ms`));
+    entry.session.deliver(
+      errorResponse(
+        entry.clientId,
+        ErrorCode.RequestTimeout,
+        `upstream ${this.name} did not answer within ${timeout} ms`,
+      ),
+    );
   }
 
   private unsubscribe(session: MuxSession, uri: string, request: JSONRPCRequest | undefined): void {

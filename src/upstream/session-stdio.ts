@@ -37,7 +37,13 @@ class SessionStdioUpstream implements Upstream {
     const spec = current;
     this.endpoint = new SessionEndpoint(
       { open: async () => this.openChannel() },
-      { name: spec.name, maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs, log: deps.log },
+      {
+        name: spec.name,
+        maxSessions: spec.maxSessions,
+        idleTimeoutMs: spec.idleTimeoutMs,
+        maxBodyBytes: deps.maxBodyBytes,
+        log: deps.log,
+      },
     );
   }
 
@@ -103,7 +109,7 @@ class SessionStdioUpstream implements Upstream {
     if (this.stopping) throw new UnavailableError(`server ${this.spec.name} is stopping`);
     const child = this.pool.shift() ?? this.spawn();
     this.refillPool();
-    const channel = new ChildChannel(child);
+    const channel = new ChildChannel(child, () => this.current.timeoutMs);
     this.live.set(child, channel);
     return channel;
   }
@@ -134,16 +140,21 @@ class SessionStdioUpstream implements Upstream {
 class ChildChannel implements SessionChannel {
   onmessage?: (message: JSONRPCMessage, relatedRequestId?: RequestId) => void;
   onclose?: () => void;
-  /** Client requests in flight, with their progress tokens: where the child's notifications belong. */
-  private readonly inFlight = new Map<RequestId, string | number | undefined>();
+  /** Client requests in flight, with their progress tokens (where the child's notifications belong) and timers. */
+  private readonly inFlight = new Map<RequestId, { token?: string | number; timer?: NodeJS.Timeout }>();
 
-  constructor(private readonly child: StdioChild) {
+  constructor(
+    private readonly child: StdioChild,
+    /** The server's current `timeout` in ms (0: none). */
+    private readonly timeoutMs: () => number,
+  ) {
     child.onmessage = (message) => this.fromChild(message);
   }
 
   childExited(exit: ChildExit): void {
     // Requests in flight get an answer instead of silence, then the session ends.
-    for (const id of this.inFlight.keys()) {
+    for (const [id, { timer }] of this.inFlight) {
+      clearTimeout(timer);
       this.onmessage?.(
         errorResponse(id, ErrorCode.UpstreamUnavailable, `server process ${describeExit(exit)}`),
         id,
@@ -154,23 +165,60 @@ class ChildChannel implements SessionChannel {
   }
 
   send(message: JSONRPCMessage): void {
-    if (isRequest(message)) this.inFlight.set(message.id, message.params?._meta?.progressToken);
+    if (isRequest(message)) {
+      const timeout = this.timeoutMs();
+      const id = message.id;
+      this.inFlight.set(id, {
+        token: message.params?._meta?.progressToken,
+        ...(timeout > 0 && { timer: setTimeout(() => this.timedOut(id, timeout), timeout) }),
+      });
+    } else if (isNotification(message) && message.method === 'notifications/cancelled') {
+      this.settle(message.params?.requestId as RequestId);
+    }
     this.child.send(message);
   }
 
   close(): void {
+    for (const { timer } of this.inFlight.values()) clearTimeout(timer);
     void this.child.stop();
+  }
+
+  /** Forgets a request; false if it was not in flight. */
+  private settle(id: RequestId): boolean {
+    const entry = this.inFlight.get(id);
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    this.inFlight.delete(id);
+    return true;
+  }
+
+  /** The client gets an error now, and the child is told to stop working on it. */
+  private timedOut(id: RequestId, timeout: number): void {
+    if (!this.settle(id)) return;
+    this.child.send({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, reason: `no answer within ${timeout} ms` },
+    });
+    this.onmessage?.(
+      errorResponse(id, ErrorCode.RequestTimeout, `upstream did not answer within ${timeout} ms`),
+      id,
+    );
   }
 
   private fromChild(message: JSONRPCMessage): void {
     if (isResponse(message)) {
-      if (message.id !== undefined) this.inFlight.delete(message.id);
+      if (message.id !== undefined && !this.settle(message.id)) return; // timed out: already answered
       this.onmessage?.(message);
       return;
     }
     if (isNotification(message) && message.method === 'notifications/progress') {
       const token = message.params?.progressToken;
-      for (const [id, t] of this.inFlight) if (t === token) return this.onmessage?.(message, id);
+      for (const [id, entry] of this.inFlight) {
+        if (entry.token !== token) continue;
+        entry.timer?.refresh(); // a call that reports progress is alive
+        return this.onmessage?.(message, id);
+      }
     }
     // Logs and requests of the child while exactly one request is in flight travel on that request's
     // stream, where a client waiting for the result is sure to be listening.

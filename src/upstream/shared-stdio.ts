@@ -54,10 +54,20 @@ class SharedStdioUpstream implements Upstream {
     private readonly deps: StdioDeps,
   ) {
     const spec = current;
-    this.mux = new Multiplexer((message) => this.child?.send(message), spec.name);
+    this.mux = new Multiplexer(
+      (message) => this.child?.send(message),
+      spec.name,
+      () => this.current.timeoutMs,
+    );
     this.endpoint = new SessionEndpoint(
       { open: () => this.openChannel() },
-      { name: spec.name, maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs, log: deps.log },
+      {
+        name: spec.name,
+        maxSessions: spec.maxSessions,
+        idleTimeoutMs: spec.idleTimeoutMs,
+        maxBodyBytes: deps.maxBodyBytes,
+        log: deps.log,
+      },
     );
   }
 

@@ -9,6 +9,8 @@ export interface StdioDeps {
   log: Logger;
   /** The proxy's environment: the source of the child's base and workload-identity variables. */
   env: Environment;
+  /** The largest request body accepted now (`limits.maxBodyBytes`, which a reload may change). */
+  maxBodyBytes?: () => number;
 }
 
 /** Starts the child for a stdio server, with its environment policy applied and its output logged. */

@@ -98,10 +98,13 @@ export async function connect(
   server: string,
   setup?: (client: Client) => void,
   capabilities: Record<string, object> = {},
+  headers: Record<string, string> = {},
 ): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'e2e', version: '1.0.0' }, { capabilities });
   setup?.(client);
-  const transport = new StreamableHTTPClientTransport(new URL(`/servers/${server}/mcp`, baseUrl));
+  const transport = new StreamableHTTPClientTransport(new URL(`/servers/${server}/mcp`, baseUrl), {
+    requestInit: { headers },
+  });
   await client.connect(transport);
   return { client, transport };
 }

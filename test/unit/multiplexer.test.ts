@@ -225,4 +225,58 @@ test('after a restart, held subscriptions are renewed upstream', () => {
   );
 });
 
+test('a request the upstream does not answer in time fails for the client and is cancelled upstream', async () => {
+  const upstream: Loose[] = [];
+  const mux = new Multiplexer(
+    (m) => upstream.push(m),
+    'slow',
+    () => 50,
+  );
+  mux.upstreamReady(INIT);
+  const channel = mux.openSession();
+  const received: Loose[] = [];
+  channel.onmessage = (m) => received.push(m);
+  channel.send(req(4, 'tools/call', { name: 'hang' }));
+  const upstreamId = upstream[0]!.id;
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(received[0], {
+    jsonrpc: '2.0',
+    id: 4,
+    error: { code: -32001, message: 'upstream slow did not answer within 50 ms' },
+  });
+  assert.equal(upstream[1]!.method, 'notifications/cancelled');
+  assert.is(upstream[1]!.params.requestId, upstreamId);
+  mux.fromUpstream({ jsonrpc: '2.0', id: upstreamId, result: {} });
+  assert.is(received.length, 1, 'a late answer is dropped');
+});
+
+test('progress keeps a long call alive past the timeout', async () => {
+  const upstream: Loose[] = [];
+  const mux = new Multiplexer(
+    (m) => upstream.push(m),
+    'slow',
+    () => 80,
+  );
+  mux.upstreamReady(INIT);
+  const channel = mux.openSession();
+  const received: Loose[] = [];
+  channel.onmessage = (m) => received.push(m);
+  channel.send(req(1, 'tools/call', { name: 'long', _meta: { progressToken: 't' } }));
+  const { id, params } = upstream[0]!;
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    mux.fromUpstream({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: params._meta.progressToken, progress: i },
+    });
+  }
+  mux.fromUpstream({ jsonrpc: '2.0', id, result: { done: true } });
+  assert.equal(received.at(-1), { jsonrpc: '2.0', id: 1, result: { done: true } });
+  assert.not.ok(
+    received.some((m) => m.error),
+    'no timeout error',
+  );
+});
+
 test.run();

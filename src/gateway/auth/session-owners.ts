@@ -1,0 +1,31 @@
+/**
+ * Which principal opened each client session. A session id is a bearer secret of sorts: presented by
+ * anyone else it is answered 404, as if it did not exist, so it can neither be used nor confirmed.
+ * Entries are forgotten when the session ends (DELETE) or when no version of the server holds it any
+ * more (idle reaping, drains, restarts), which `prune` checks against the fleet.
+ */
+export class SessionOwners {
+  private readonly owners = new Map<string, { server: string; principal: string }>();
+
+  record(sessionId: string, server: string, principal: string): void {
+    this.owners.set(sessionId, { server, principal });
+  }
+
+  /** False when the session belongs to someone else. Unknown sessions are the upstream's to refuse. */
+  mayUse(sessionId: string, server: string, principal: string): boolean {
+    const owner = this.owners.get(sessionId);
+    return owner === undefined || (owner.server === server && owner.principal === principal);
+  }
+
+  forget(sessionId: string): void {
+    this.owners.delete(sessionId);
+  }
+
+  prune(isLive: (server: string, sessionId: string) => boolean): void {
+    for (const [id, { server }] of this.owners) if (!isLive(server, id)) this.owners.delete(id);
+  }
+
+  get size(): number {
+    return this.owners.size;
+  }
+}

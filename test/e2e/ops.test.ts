@@ -1,0 +1,179 @@
+import { writeFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, fixtureCommand, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
+
+// The operations endpoints of the real proxy process: /readyz, /metrics, request ids and the access log.
+
+const echo = fixtureCommand('echo');
+const server = (name: string, extra = '') =>
+  `  ${name}:\n    command: ${JSON.stringify(echo.command)}\n    args: ${JSON.stringify(echo.args)}\n${extra}`;
+const broken = '  broken:\n    command: /nonexistent\n';
+const manifestOf = (...servers: string[]) => `servers:\n${servers.join('')}`;
+
+interface Readiness {
+  status: string;
+  servers?: { name: string; state: string; lastError?: string }[];
+}
+
+const test = suite<{ proxy: RunningProxy }>('ops', {} as { proxy: RunningProxy });
+
+test.before(async (ctx) => {
+  ctx.proxy = await startProxy(manifestOf(server('echo'), server('lazy', '    startup: lazy\n'), broken));
+});
+
+test.after(async (ctx) => {
+  await ctx.proxy?.stop();
+});
+
+const readyz = async (proxy: RunningProxy) => {
+  const response = await fetch(`${proxy.url}/readyz`);
+  return { status: response.status, body: (await response.json()) as Readiness };
+};
+
+const scrape = async (proxy: RunningProxy) => (await fetch(`${proxy.url}/metrics`)).text();
+
+/** The value of one series in a scrape, or undefined when it is absent. */
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
+const postMcp = (proxy: RunningProxy, path: string, headers: Record<string, string> = {}) =>
+  fetch(`${proxy.url}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...headers,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+  });
+
+test('/readyz answers 503 naming an eager server whose command fails, with its state and last error', async ({
+  proxy,
+}) => {
+  const { status, body } = await readyz(proxy);
+  assert.is(status, 503);
+  assert.is(body.status, 'not ready');
+  assert.equal(
+    body.servers!.map((s) => s.name),
+    ['broken'],
+    'the ready eager server and the lazy one are not named',
+  );
+  assert.ok(['starting', 'restarting', 'failed'].includes(body.servers![0]!.state));
+  assert.match(body.servers![0]!.lastError ?? '', 'nonexistent');
+});
+
+test('/metrics counts MCP requests by server, method and final status, and times them', async ({ proxy }) => {
+  const { client } = await connect(proxy.url, 'echo');
+  try {
+    for (const word of ['a', 'b', 'c']) await client.callTool({ name: 'echo', arguments: { text: word } });
+    const text = await scrape(proxy);
+    // initialize and three calls answer 200; the initialized notification answers 202.
+    const ok = sample(text, 'mcp_proxy_requests_total{server="echo",method="POST",status="200"}') ?? 0;
+    assert.ok(ok >= 4, `POST 200 counted ${ok} times`);
+    assert.ok(sample(text, 'mcp_proxy_requests_total{server="echo",method="POST",status="202"}')! >= 1);
+    const timed = sample(text, 'mcp_proxy_request_duration_seconds_count{server="echo",method="POST"}') ?? 0;
+    assert.ok(timed >= 5, `${timed} POSTs timed`);
+    assert.ok(sample(text, 'mcp_proxy_sessions{server="echo"}')! >= 1, 'the open session is seen');
+    assert.is(sample(text, 'mcp_proxy_child_restarts{server="echo"}'), 0);
+    assert.match(text, 'process_cpu_seconds_total');
+  } finally {
+    await client.close();
+  }
+});
+
+test('a request to a name no server has is counted under "unknown", never under that name', async ({
+  proxy,
+}) => {
+  const name = `no-such-server-${Date.now()}`;
+  const before = sample(
+    await scrape(proxy),
+    'mcp_proxy_requests_total{server="unknown",method="POST",status="404"}',
+  );
+  for (let i = 0; i < 3; i++) assert.is((await postMcp(proxy, `/servers/${name}-${i}/mcp`)).status, 404);
+  const text = await scrape(proxy);
+  assert.is(
+    sample(text, 'mcp_proxy_requests_total{server="unknown",method="POST",status="404"}'),
+    (before ?? 0) + 3,
+  );
+  assert.not.match(text, name);
+});
+
+test('X-Request-Id is echoed when it is a safe token, and replaced when it is not', async ({ proxy }) => {
+  const kept = await fetch(`${proxy.url}/healthz`, { headers: { 'x-request-id': 'trace-42.a_b' } });
+  assert.is(kept.headers.get('x-request-id'), 'trace-42.a_b');
+
+  for (const bad of ['has spaces', 'x'.repeat(129), '<script>', 'a/b']) {
+    const replaced = await fetch(`${proxy.url}/healthz`, { headers: { 'x-request-id': bad } });
+    const id = replaced.headers.get('x-request-id') ?? '';
+    assert.is.not(id, bad);
+    assert.match(id, /^[0-9a-f-]{36}$/, `a fresh id replaces ${JSON.stringify(bad.slice(0, 20))}`);
+  }
+
+  // Raw MCP answers and 404s carry it too.
+  const mcp = await postMcp(proxy, '/servers/echo/mcp', { 'x-request-id': 'mcp-call-1' });
+  assert.is(mcp.headers.get('x-request-id'), 'mcp-call-1');
+  await mcp.body?.cancel();
+  const missing = await postMcp(proxy, '/servers/nope/mcp');
+  assert.match(missing.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+});
+
+test('each finished request logs one info line with its id, never its query, headers or body', async ({
+  proxy,
+}) => {
+  const response = await postMcp(proxy, '/servers/echo/mcp?token=query-secret', {
+    'x-request-id': 'log-line-check',
+    authorization: 'Bearer header-secret',
+  });
+  await response.body?.cancel();
+  const line = () =>
+    proxy
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('"requestId":"log-line-check"'));
+  await waitFor(() => line() !== undefined, 2000, 'the access log line');
+  const { time, ms, ...entry } = JSON.parse(line()!);
+  assert.equal(entry, {
+    level: 'info',
+    event: 'request',
+    requestId: 'log-line-check',
+    method: 'POST',
+    path: '/servers/echo/mcp',
+    server: 'echo',
+    status: response.status,
+  });
+  assert.type(time, 'string');
+  assert.type(ms, 'number');
+  assert.is(
+    proxy
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('log-line-check')).length,
+    1,
+  );
+  assert.not.match(proxy.stderr(), 'query-secret');
+  assert.not.match(proxy.stderr(), 'header-secret');
+});
+
+test('a reload that removes the failing server makes the proxy ready and counts as applied', async ({
+  proxy,
+}) => {
+  const applied = 'mcp_proxy_reloads_total{result="applied"}';
+  assert.is(sample(await scrape(proxy), applied), 0);
+  writeFileSync(proxy.manifestPath, manifestOf(server('echo'), server('lazy', '    startup: lazy\n')));
+  await waitFor(async () => (await readyz(proxy)).status === 200, 5000, '/readyz to answer 200');
+  assert.equal((await readyz(proxy)).body, { status: 'ready' });
+  await waitFor(async () => sample(await scrape(proxy), applied) === 1, 2000, 'the reload to be counted');
+  const listing = (await (await fetch(`${proxy.url}/servers`)).json()) as {
+    servers: { name: string; pids: number[] }[];
+  };
+  assert.equal(
+    listing.servers.find((s) => s.name === 'lazy')!.pids,
+    [],
+    'ready without the lazy server ever starting',
+  );
+});
+
+test.run();
