@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { Fleet } from '../fleet/fleet.js';
 import { createApp } from '../gateway/app.js';
@@ -77,7 +77,12 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     inFlight,
     ...(single && { aliasAtRoot: SINGLE_SERVER_NAME }),
   });
-  const server: Server = app.listen({ host, port });
+  // Node checks header and request timeouts on this interval (30 s by default): a slow client would
+  // otherwise hold its connection far beyond `headersTimeout`.
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, app.callback()).listen({
+    host,
+    port,
+  });
   try {
     await once(server, 'listening');
   } catch (error) {

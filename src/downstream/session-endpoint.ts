@@ -86,6 +86,10 @@ export class SessionEndpoint {
       } catch {
         return answer(res, 400, ErrorCode.ParseError, 'Parse error: Invalid JSON');
       }
+      // JSON-RPC 2.0: an empty batch is an invalid request, not an empty success.
+      if (Array.isArray(parsed) && parsed.length === 0) {
+        return answer(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: empty batch');
+      }
       if (sessionId === undefined) return this.initialize(req, res, parsed);
       return this.serve(sessionId, req, res, parsed);
     }

@@ -2,14 +2,17 @@ import type { ServerListing } from '../fleet/fleet.js';
 import type { Startup } from '../manifest/types.js';
 
 /** One server as readiness sees it: its listing, and how it starts (remote servers have no mode). */
-export type ReadinessInput = Pick<ServerListing, 'name' | 'state' | 'disabled' | 'lastError'> & {
+export type ReadinessInput = Pick<ServerListing, 'name' | 'state' | 'disabled'> & {
   startup?: Startup;
 };
 
+/**
+ * Names and states only: /readyz is open to probes, and a last error can tell commands, paths and
+ * hosts. The reasons are in /servers, behind access control when it is on.
+ */
 export interface NotReady {
   name: string;
   state: ServerListing['state'];
-  lastError?: string;
 }
 
 export type Readiness = { status: 'ready' } | { status: 'not ready'; servers: NotReady[] };
@@ -23,6 +26,6 @@ export type Readiness = { status: 'ready' } | { status: 'not ready'; servers: No
 export function readiness(servers: readonly ReadinessInput[]): Readiness {
   const waiting = servers
     .filter((s) => !s.disabled && s.startup !== 'lazy' && s.state !== 'ready')
-    .map(({ name, state, lastError }) => ({ name, state, ...(lastError !== undefined && { lastError }) }));
+    .map(({ name, state }) => ({ name, state }));
   return waiting.length === 0 ? { status: 'ready' } : { status: 'not ready', servers: waiting };
 }

@@ -27,6 +27,8 @@ class SessionStdioUpstream implements Upstream {
   private readonly endpoint: SessionEndpoint;
   private stopping = false;
   private started = false;
+  /** Set when start() found the command cannot run: no session could be served. */
+  private unrunnable = false;
   private lastError?: string;
   private lastStderr: string[] = [];
 
@@ -61,6 +63,7 @@ class SessionStdioUpstream implements Upstream {
     );
     if (reason) {
       this.lastError = reason;
+      this.unrunnable = true;
       return { ok: false, reason };
     }
     this.refillPool();
@@ -96,7 +99,7 @@ class SessionStdioUpstream implements Upstream {
       name: this.spec.name,
       kind: 'stdio',
       isolation: 'session',
-      state: this.stopping ? 'stopped' : this.started ? 'ready' : 'starting',
+      state: this.stopping ? 'stopped' : this.unrunnable ? 'failed' : this.started ? 'ready' : 'starting',
       pids,
       sessions: this.endpoint.size,
       restarts: 0,

@@ -62,7 +62,9 @@ test('/readyz answers 503 naming an eager server whose command fails, with its s
     'the ready eager server and the lazy one are not named',
   );
   assert.ok(['starting', 'restarting', 'failed'].includes(body.servers![0]!.state));
-  assert.match(body.servers![0]!.lastError ?? '', 'nonexistent');
+  assert.is(body.servers![0]!.lastError, undefined, 'reasons stay in /servers, not on the open probe');
+  const listing = (await (await fetch(`${proxy.url}/servers/broken`)).json()) as { lastError?: string };
+  assert.match(listing.lastError ?? '', 'nonexistent');
 });
 
 test('/metrics counts MCP requests by server, method and final status, and times them', async ({ proxy }) => {

@@ -1,0 +1,226 @@
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, fixtureCommand, startProxy, type RunningProxy } from '../support/proxy.js';
+
+// Hostile and broken input against a running proxy: every answer is a clear 4xx, nothing crashes,
+// memory stays bounded, and the proxy keeps serving.
+
+const echo = fixtureCommand('echo');
+const test = suite<{ proxy: RunningProxy; endpoint: string; session: string; port: number }>(
+  'hostile input',
+  {} as never,
+);
+const ACCEPT = 'application/json, text/event-stream';
+
+test.before(async (ctx) => {
+  ctx.proxy = await startProxy(`
+limits: { headersTimeout: 1s, requestTimeout: 2s, maxBodyBytes: 1048576 }
+servers:
+  echo: { command: ${JSON.stringify(echo.command)}, args: ${JSON.stringify(echo.args)} }
+`);
+  ctx.endpoint = `${ctx.proxy.url}/servers/echo/mcp`;
+  ctx.port = Number(new URL(ctx.proxy.url).port);
+  const { transport, client } = await connect(ctx.proxy.url, 'echo');
+  ctx.session = transport.sessionId!;
+  void client; // kept open: its session is the one the tests below abuse
+});
+
+test.after(async (ctx) => {
+  await ctx.proxy?.stop();
+});
+
+const post = (
+  ctx: { endpoint: string; session: string },
+  body: string | Uint8Array,
+  headers: Record<string, string> = {},
+) =>
+  fetch(ctx.endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      'mcp-session-id': ctx.session,
+      'mcp-protocol-version': '2025-11-25',
+      ...headers,
+    },
+    body,
+  });
+
+/** A raw HTTP exchange: what an HTTP client library would refuse to send. */
+function raw(port: number, request: string, waitMs = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket: Socket = tcpConnect(port, '127.0.0.1');
+    let answer = '';
+    const timer = setTimeout(() => socket.destroy(), waitMs);
+    socket.on('data', (chunk) => (answer += chunk));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.on('error', () => {});
+    socket.write(request);
+  });
+}
+
+const status = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+
+test('malformed bodies are 400 with a JSON-RPC parse error', async (ctx) => {
+  for (const body of [
+    '',
+    '{',
+    '{"jsonrpc":',
+    'null garbage',
+    '\u0000\u0001\u0002',
+    '[1,2,',
+    '"just a string',
+  ]) {
+    const r = await post(ctx, body);
+    assert.is(r.status, 400, `body ${JSON.stringify(body)}`);
+    assert.is(((await r.json()) as { error: { code: number } }).error.code, -32700);
+  }
+});
+
+test('JSON-RPC with wrong types is 400', async (ctx) => {
+  const bodies = [
+    { jsonrpc: '2.0', id: 1, method: 7 },
+    { jsonrpc: '2.0', id: { nested: true }, method: 'ping' },
+    { jsonrpc: '1.0', id: 1, method: 'ping' },
+    { jsonrpc: '2.0', id: 1, method: 'ping', params: 'not an object' },
+    { id: 1, method: 'ping' },
+    42,
+    [],
+  ];
+  for (const body of bodies) {
+    const r = await post(ctx, JSON.stringify(body));
+    assert.ok(r.status === 400, `${JSON.stringify(body)} answered ${r.status}`);
+    await r.text();
+  }
+});
+
+test('oversized bodies are 413, declared or streamed', async (ctx) => {
+  const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(2 << 20) } });
+  const declared = await post(ctx, big);
+  assert.is(declared.status, 413);
+  // No Content-Length: the body is counted as it streams in.
+  const streamed = await fetch(ctx.endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      'mcp-session-id': ctx.session,
+      'mcp-protocol-version': '2025-11-25',
+    },
+    body: new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 4; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(1 << 20)));
+        controller.close();
+      },
+    }),
+    duplex: 'half',
+  } as RequestInit);
+  assert.is(streamed.status, 413);
+});
+
+test('a batch flood is refused, not processed', async (ctx) => {
+  const flood = Array.from({ length: 5000 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' }));
+  const r = await post(ctx, JSON.stringify(flood));
+  assert.is(r.status, 400);
+  await r.text();
+});
+
+test('session ids of odd length and charset are 404 or refused, never a crash', async (ctx) => {
+  for (const id of ['', 'x'.repeat(4000), '../../etc/passwd', 'sess\tion', '%00', '😀'.repeat(10)]) {
+    let code: number;
+    try {
+      const r = await post(
+        { ...ctx, session: id },
+        JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      );
+      code = r.status;
+      await r.text();
+    } catch {
+      code = 0; // fetch itself refuses some header values: nothing reached the proxy
+    }
+    assert.ok(
+      code === 0 || (code >= 400 && code < 500),
+      `session ${JSON.stringify(id).slice(0, 20)} answered ${code}`,
+    );
+  }
+  const huge = await raw(
+    ctx.port,
+    `POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: ${'a'.repeat(20000)}\r\n\r\n`,
+  );
+  assert.is(status(huge), 431);
+});
+
+test('encoded path traversal in the server name is just an unknown server', async (ctx) => {
+  for (const name of ['..%2F..%2Fetc', '%2e%2e', '..%5C..%5Cwindows', 'echo%00', 'ECHO', '%252e%252e']) {
+    const r = await fetch(`${ctx.proxy.url}/servers/${name}/mcp`, { method: 'POST', body: '{}' });
+    assert.is(r.status, 404, name);
+    await r.text();
+  }
+  const dotdot = await raw(ctx.port, 'GET /servers/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.ok(status(dotdot) === 404, dotdot.slice(0, 40));
+});
+
+test('header injection through the URL or headers goes nowhere', async (ctx) => {
+  const r = await fetch(`${ctx.proxy.url}/servers/x%0d%0aSet-Cookie:%20a=b/mcp`, {
+    method: 'POST',
+    body: '{}',
+  });
+  assert.is(r.status, 404);
+  assert.is(r.headers.get('set-cookie'), null);
+  const crlf = await raw(
+    ctx.port,
+    'POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\rSet-Cookie: b\r\n\r\n',
+  );
+  assert.is(status(crlf), 400);
+  const id = await fetch(ctx.endpoint, {
+    method: 'POST',
+    headers: { 'x-request-id': 'evil"value with spaces' },
+    body: '{}',
+  });
+  assert.not.match(id.headers.get('x-request-id') ?? '', 'evil');
+  await id.text();
+});
+
+test('a slow client is cut off by the header and request timeouts', async (ctx) => {
+  const started = Date.now();
+  const answer = await raw(ctx.port, 'POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\n', 8000); // never finishes its headers
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < 5000, `held for ${elapsed} ms`);
+  assert.ok(answer === '' || status(answer) === 408, answer.slice(0, 40));
+});
+
+test('memory stays bounded under a flood of bad requests, and the proxy keeps serving', async (ctx) => {
+  const rss = async () => {
+    const text = await (await fetch(`${ctx.proxy.url}/metrics`)).text();
+    return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1]);
+  };
+  const before = await rss();
+  const bad = [
+    () => post(ctx, '{broken'),
+    () => post({ ...ctx, session: 'nope' }, '{"jsonrpc":"2.0","id":1,"method":"ping"}'),
+    () => fetch(`${ctx.proxy.url}/servers/${Math.random()}/mcp`, { method: 'POST', body: '{}' }),
+    () =>
+      post(
+        ctx,
+        JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'y'.repeat(200_000) } }),
+      ),
+  ];
+  for (let round = 0; round < 100; round++) {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => bad[i % bad.length]!().then((r) => r.text())));
+  }
+  const after = await rss();
+  assert.ok(after - before < 64 * 1024 * 1024, `RSS grew by ${Math.round((after - before) / 1048576)} MiB`);
+  const { client } = await connect(ctx.proxy.url, 'echo');
+  const result = (await client.callTool({ name: 'echo', arguments: { text: 'alive' } })) as {
+    content: { text: string }[];
+  };
+  assert.is(result.content[0]!.text, 'alive');
+  await client.close();
+  assert.is(ctx.proxy.process.exitCode, null, 'the proxy is still running');
+});
+
+test.run();
