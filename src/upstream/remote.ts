@@ -62,9 +62,12 @@ function endToEnd(headers: IncomingHttpHeaders, also: readonly string[]): Outgoi
 function upstreamRequestHeaders(
   client: IncomingHttpHeaders,
   configured: Record<string, string>,
+  authorization: string | undefined,
 ): OutgoingHttpHeaders {
   const headers = endToEnd(client, CLIENT_ONLY);
   for (const [name, value] of Object.entries(configured)) headers[name.toLowerCase()] = value;
+  // The workload-identity token wins over a configured Authorization: the manifest asked for the identity.
+  if (authorization !== undefined) headers.authorization = authorization;
   return headers;
 }
 
@@ -185,8 +188,14 @@ class SessionLedger {
  * A remote Streamable HTTP server, served by passing each request through to `spec.url`: bodies and SSE
  * streams are piped both ways as they arrive, never buffered. `handle` resolves when the exchange is over
  * (the response has ended or either side has gone), which for an SSE stream may be hours later.
+ * With `identityToken` (a server with `useWorkloadIdentity`), every request carries `Authorization: Bearer`
+ * with the token it yields, and a request for which it yields none is answered here, never sent.
  */
-export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silentLogger): Upstream {
+export function createRemoteUpstream(
+  spec: RemoteServerSpec,
+  log: Logger = silentLogger,
+  identityToken?: () => Promise<string>,
+): Upstream {
   const url = new URL(spec.url);
   const secure = url.protocol === 'https:';
   const send = secure ? httpsRequest : httpRequest;
@@ -206,12 +215,17 @@ export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silen
     return message;
   }
 
-  function exchange(req: IncomingMessage, res: ServerResponse, done: () => void): void {
+  function exchange(
+    req: IncomingMessage,
+    res: ServerResponse,
+    authorization: string | undefined,
+    done: () => void,
+  ): void {
     let upstreamReq: ClientRequest;
     try {
       upstreamReq = send(url, {
         method: req.method,
-        headers: upstreamRequestHeaders(req.headers, spec.headers),
+        headers: upstreamRequestHeaders(req.headers, spec.headers, authorization),
         agent,
       });
     } catch (error) {
@@ -296,6 +310,28 @@ export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silen
     req.pipe(upstreamReq);
   }
 
+  /** Gets the token first: a request without one never reaches the upstream. */
+  async function exchangeWithIdentity(
+    req: IncomingMessage,
+    res: ServerResponse,
+    nextToken: () => Promise<string>,
+  ): Promise<void> {
+    let token: string;
+    try {
+      token = await nextToken();
+    } catch (error) {
+      // 503, not 502: the upstream was not asked and is not at fault; the proxy cannot serve this server
+      // until its identity works again, which may be temporary (the token endpoint) or not (configuration).
+      const id = await new RequestIdPeek(req).id();
+      const message = `upstream ${spec.name} not called: ${(error as Error).message}`;
+      return answerError(res, 503, id, failed(message), UPSTREAM_ERROR);
+    }
+    // The token may have taken a while: the proxy may have stopped this server, or the client left.
+    if (state === 'stopped') return answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
+    if (res.destroyed) return;
+    return new Promise((resolve) => exchange(req, res, `Bearer ${token}`, resolve));
+  }
+
   return {
     get spec() {
       return spec;
@@ -315,7 +351,8 @@ export function createRemoteUpstream(spec: RemoteServerSpec, log: Logger = silen
         answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
         return Promise.resolve();
       }
-      return new Promise((resolve) => exchange(req, res, resolve));
+      if (identityToken) return exchangeWithIdentity(req, res, identityToken);
+      return new Promise((resolve) => exchange(req, res, undefined, resolve));
     },
     async stop() {
       if (state === 'stopped') return;

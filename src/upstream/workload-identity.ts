@@ -1,0 +1,136 @@
+/**
+ * The proxy's own Azure workload identity, presented to remote servers as bearer tokens.
+ *
+ * Tokens come from @azure/identity's WorkloadIdentityCredential (MSAL underneath). Its getToken keeps each
+ * scope's token in memory and goes back to the token endpoint only once less than 5 minutes of the token
+ * remain, or once the `refresh_in` the endpoint sent has passed (that call still returns the old token; the
+ * next one gets the new). It does not coalesce calls: concurrent calls that find no usable token each fetch
+ * one, so here callers share the call in progress for their scope.
+ *
+ * Every setting the credential takes as an option is passed from the environment given, so the library
+ * never falls back to process.env for them. What it still reads from process.env, with no option to
+ * override: AZURE_REGIONAL_AUTHORITY_NAME, MSAL_FORCE_REGION, REGION_NAME (regional token endpoints),
+ * AZURE_IDENTITY_DISABLE_MULTITENANTAUTH (moot: no tenant is asked for per call), HTTPS_PROXY, HTTP_PROXY,
+ * ALL_PROXY, NO_PROXY (outbound proxy), AZURE_LOG_LEVEL and DEBUG (its logging), and which of the three
+ * REQUIRED variables are set (only to log their names). The CLI passes process.env itself, so in the proxy
+ * the two are the same; Node reads NODE_EXTRA_CA_CERTS once, at start.
+ */
+import type { WorkloadIdentityCredential } from '@azure/identity';
+import type { Logger } from '../log.js';
+import type { Environment } from '../manifest/interpolate.js';
+
+export interface WorkloadIdentity {
+  /** A token for `scope`. Rejects with a message fit for a client: it names the cause and holds no secret. */
+  token(scope: string): Promise<string>;
+}
+
+/** Without any of these the credential cannot ask for a token. */
+const REQUIRED = ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE'] as const;
+/** The library's own default authority, passed explicitly so that it does not look in process.env. */
+const PUBLIC_CLOUD = 'https://login.microsoftonline.com';
+/** Per HTTP attempt to the authority: the library sets no limit, so a silent endpoint would hold requests forever. */
+const ATTEMPT_TIMEOUT_MS = 10_000;
+const MAX_REASON_LENGTH = 300;
+/** The federated assertion and the tokens are JWTs; an error message must never carry one. */
+const JWT = /eyJ[\w-]*\.[\w-]*(\.[\w-]*)?/g;
+
+const identities = new WeakMap<Environment, WorkloadIdentity>();
+
+/**
+ * The identity of the proxy running with `env`, built on first use and then shared: one per process, so
+ * its tokens outlive reloads and restarts of servers, and servers that ask for the same scope share one
+ * token. Every server would build the same credential from the same environment anyway.
+ */
+export function workloadIdentity(env: Environment, log: Logger): WorkloadIdentity {
+  let identity = identities.get(env);
+  if (!identity) {
+    identity = createWorkloadIdentity(env, log);
+    identities.set(env, identity);
+  }
+  return identity;
+}
+
+function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity {
+  /** Built on the first token asked for: see createCredential. */
+  let credential: Promise<WorkloadIdentityCredential | string> | undefined;
+  const pending = new Map<string, Promise<string>>();
+  /** Expiry of the token last handed out per scope: a different one means a new token, worth a log line. */
+  const expiries = new Map<string, number>();
+
+  const fetchToken = async (scope: string): Promise<string> => {
+    credential ??= createCredential(env);
+    const ready = await credential;
+    if (typeof ready === 'string') throw noToken(scope, ready);
+    try {
+      const token = await ready.getToken(scope);
+      if (expiries.get(scope) !== token.expiresOnTimestamp) {
+        expiries.set(scope, token.expiresOnTimestamp);
+        const expiresOn = new Date(token.expiresOnTimestamp).toISOString();
+        log.info('workload-identity-token', { scope, expiresOn });
+      }
+      return token.token;
+    } catch (error) {
+      throw noToken(scope, reasonOf(error));
+    }
+  };
+
+  return {
+    token(scope) {
+      let shared = pending.get(scope);
+      if (!shared) {
+        shared = fetchToken(scope).finally(() => pending.delete(scope));
+        pending.set(scope, shared);
+      }
+      return shared;
+    },
+  };
+}
+
+/**
+ * The credential, or why there is none. The library is loaded here, not with this module: importing it
+ * takes about 200 ms, which a proxy without such servers, and every other CLI command, should not pay.
+ */
+async function createCredential(env: Environment): Promise<WorkloadIdentityCredential | string> {
+  const missing = REQUIRED.filter((name) => !env[name]);
+  if (missing.length > 0) return `${missing.join(', ')} not set in the proxy's environment`;
+  try {
+    const { WorkloadIdentityCredential } = await import('@azure/identity');
+    return new WorkloadIdentityCredential({
+      clientId: env.AZURE_CLIENT_ID,
+      tenantId: env.AZURE_TENANT_ID,
+      tokenFilePath: env.AZURE_FEDERATED_TOKEN_FILE,
+      authorityHost: env.AZURE_AUTHORITY_HOST || PUBLIC_CLOUD,
+      // Instance discovery asks login.microsoftonline.com whether the authority is a known one, so any other
+      // authority host (a private cloud, a test endpoint) fails. The authority comes from the proxy's own
+      // environment, trusted as much as the federated token file beside it. Known clouds are unaffected:
+      // MSAL has their endpoints built in.
+      disableInstanceDiscovery: true,
+      additionalPolicies: [
+        {
+          position: 'perRetry',
+          policy: {
+            name: 'attemptTimeout',
+            sendRequest: (request, next) => {
+              request.timeout = ATTEMPT_TIMEOUT_MS;
+              return next(request);
+            },
+          },
+        },
+      ],
+    });
+  } catch (error) {
+    // The constructor checks the tenant id's characters and that the authority uses https.
+    return reasonOf(error);
+  }
+}
+
+function noToken(scope: string, reason: string): Error {
+  return new Error(`no workload identity token for ${scope}: ${reason}`);
+}
+
+/** The library's message, first line only (the rest is trace ids and links), with nothing shaped like a JWT. */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const firstLine = message.split(/\r?\n/, 1)[0] ?? '';
+  return firstLine.trim().replace(JWT, '[redacted]').slice(0, MAX_REASON_LENGTH);
+}
