@@ -112,7 +112,14 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       settings.apply(next);
       applyServerTimeouts(server, next.limits);
     };
-    if (options.watch) watcher = await watchManifest(source.file, () => void reloader!.reload());
+    if (options.watch) {
+      watcher = await watchManifest(source.file, () => void reloader!.reload(), {
+        onError: (error) => log.error('watch-failed', { error: error.message, note: 'SIGHUP still reloads' }),
+      });
+      // An edit between reading the manifest and watching it would otherwise go unseen; unchanged text
+      // makes this a no-op.
+      void reloader.reload();
+    }
   }
   const onHangup = () => {
     if (reloader) void reloader.reload(true);

@@ -1,26 +1,22 @@
-import { once } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
 import { readlink, realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 
 export interface ManifestWatcher {
   close(): Promise<void>;
 }
 
 export interface WatchOptions {
-  /**
-   * Quiet time after the last event before onChange, so one save is one call. At least 100 ms: chokidar
-   * drops a `change` that follows another on the same path within 50 ms (an `unlink`, within 100 ms) and
-   * sends nothing later for it, so only waiting that long after the last event we saw makes the caller's
-   * read see the change it dropped.
-   */
+  /** Quiet time after the last event before onChange, so that one save is one call. */
   debounceMs?: number;
-  /** Errors once watching is established (a re-watch hitting the inotify limit, say); changes may go unnoticed. */
+  /**
+   * A directory on the manifest's way could not be watched (gone, or the inotify limit reached). It is tried
+   * again after the next change noticed elsewhere; until then changes through that directory go unnoticed.
+   */
   onError?: (error: Error) => void;
 }
 
 const DEFAULT_DEBOUNCE_MS = 100;
-const CHOKIDAR_DEDUPE_MS = 100;
 /** As many symlinks as Linux follows before it gives up with ELOOP. */
 const MAX_LINKS = 40;
 
@@ -31,9 +27,14 @@ const MAX_LINKS = 40;
  *
  * Each directory on the manifest's way to its file is watched, without descending, for the entries that
  * way goes through: the manifest's name (written in place, renamed over, deleted, recreated), each symlink
- * on the way and the first entry its target names (Kubernetes swaps `..data` to update a mounted
- * ConfigMap), and the file it resolves to (a symlink's target may be edited in another directory). When
- * anything changed, that way is resolved again before onChange, so what the caller reads next is watched.
+ * and the first entry its target names (Kubernetes swaps `..data` to update a mounted ConfigMap), and the
+ * file it resolves to (a symlink's target may be edited in another directory).
+ *
+ * Plain `fs.watch` on directories, not chokidar: chokidar's de-duplication drops a change that follows
+ * another on the same path within 50 ms, and after a quick delete-recreate-delete it can lose track of
+ * the file and stay silent through later writes. A directory watch reports every entry it touches, by
+ * name, and keeps no state to lose. It needs change notification from the file system (not NFS or SMB):
+ * there, SIGHUP reloads.
  */
 export async function watchManifest(
   path: string,
@@ -41,55 +42,69 @@ export async function watchManifest(
   options: WatchOptions = {},
 ): Promise<ManifestWatcher> {
   const manifest = resolve(path);
-  const quietMs = Math.max(options.debounceMs ?? DEFAULT_DEBOUNCE_MS, CHOKIDAR_DEDUPE_MS);
+  const debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
   let entries = await resolutionEntries(manifest);
-  const watchers = new Map<string, FSWatcher>();
+  let watchers: FSWatcher[] = [];
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let settling = Promise.resolve();
-
-  const matters = (dir: string, path: string) =>
-    path === dir || (dirname(path) === dir && (entries.get(dir)?.has(basename(path)) ?? false));
 
   const changed = () => {
     if (closed) return;
     clearTimeout(timer);
     // One settle at a time, so an older resolution never replaces a newer one.
-    timer = setTimeout(() => (settling = settling.then(settle)), quietMs);
+    timer = setTimeout(() => (settling = settling.then(settle)), debounceMs);
+  };
+
+  const watchDirectory = (dir: string) =>
+    watch(dir, (_event, name) => {
+      // No name (Node allows that on some platforms), or the directory's own (deleted or moved away): anything
+      // may have changed.
+      if (name === null || name === basename(dir) || entries.get(dir)?.has(name)) changed();
+    }).on('error', (error) => {
+      // The watcher is unusable now; the next settle watches the directory anew.
+      options.onError?.(error);
+      changed();
+    });
+
+  /**
+   * Watches what the manifest resolves through now, before the caller reads it, so that nothing after that
+   * read goes unnoticed. Every directory is watched anew: one deleted and recreated, or whose watcher
+   * failed, is watched again; new watchers start before the old ones stop, so there is no gap.
+   */
+  const follow = async () => {
+    entries = await resolutionEntries(manifest);
+    const previous = watchers;
+    watchers = [];
+    for (const dir of entries.keys()) {
+      try {
+        watchers.push(watchDirectory(dir));
+      } catch (error) {
+        options.onError?.(error as Error);
+      }
+    }
+    for (const watcher of previous) watcher.close();
   };
 
   const settle = async () => {
+    if (closed) return;
     try {
       await follow();
     } catch (error) {
+      // The manifest's directory is gone: keep what is watched and let the caller's read report it.
       options.onError?.(error as Error);
     }
-    // Outside the chain: a throwing onChange is the caller's uncaught exception, and the next change still counts.
-    queueMicrotask(() => {
+    // Outside the chain, so that an onChange that throws is an uncaught exception like any callback's,
+    // not a rejection that would stop the next settle.
+    setImmediate(() => {
       if (!closed) onChange();
     });
   };
 
-  /** Watches what the manifest resolves through now, so that what the caller reads next is watched. */
-  const follow = async () => {
-    entries = await resolutionEntries(manifest);
-    for (const [dir, watcher] of watchers) {
-      if (entries.has(dir)) continue;
-      watchers.delete(dir);
-      await watcher.close();
-    }
-    for (const dir of entries.keys()) {
-      if (closed) return;
-      if (!watchers.has(dir)) watchers.set(dir, await watchDirectory(dir, matters, changed, options.onError));
-    }
-  };
-
   try {
-    for (const dir of entries.keys()) {
-      watchers.set(dir, await watchDirectory(dir, matters, changed, options.onError));
-    }
+    for (const dir of entries.keys()) watchers.push(watchDirectory(dir));
   } catch (error) {
-    await Promise.all([...watchers.values()].map((w) => w.close()));
+    for (const watcher of watchers) watcher.close();
     throw error;
   }
 
@@ -98,46 +113,9 @@ export async function watchManifest(
       closed = true;
       clearTimeout(timer);
       await settling;
-      await Promise.all([...watchers.values()].map((w) => w.close()));
-      watchers.clear();
+      for (const watcher of watchers) watcher.close();
     },
   };
-}
-
-/** Resolves once `dir` is watched for the entries that matter; rejects if chokidar reports an error first. */
-async function watchDirectory(
-  dir: string,
-  matters: (dir: string, path: string) => boolean,
-  changed: () => void,
-  onError: ((error: Error) => void) | undefined,
-): Promise<FSWatcher> {
-  const watcher = watch(dir, {
-    depth: 0,
-    // A symlink is watched as an entry: chokidar reports it changed when it resolves elsewhere.
-    followSymlinks: false,
-    ignoreInitial: true,
-    // Our quiet time merges delete-then-create already; chokidar's would only delay the unlink.
-    atomic: false,
-    // No watch on other entries: a busy directory neither costs inotify watches nor wakes us.
-    ignored: (path) => !matters(dir, path),
-  });
-  let established = false;
-  watcher.on('all', (_event, path) => {
-    // Before 'ready' chokidar reports symlinks it finds as added, ignoreInitial or not. Afterwards it keeps
-    // watching an entry that stopped mattering when the manifest moved on, hence the second test.
-    if (established && matters(dir, path)) changed();
-  });
-  watcher.on('error', (error) => {
-    if (established) onError?.(error as Error);
-  });
-  try {
-    await once(watcher, 'ready'); // rejects on an 'error' before it
-  } catch (error) {
-    await watcher.close();
-    throw error;
-  }
-  established = true;
-  return watcher;
 }
 
 /**
@@ -162,7 +140,7 @@ async function resolutionEntries(manifest: string): Promise<Map<string, Set<stri
     if (!isAbsolute(target) && first !== undefined && first !== '.' && first !== '..') add(dir, first);
     const next = resolve(dir, target);
     const nextDir = await realpath(dirname(next)).catch(() => undefined);
-    if (nextDir === undefined) break; // a dangling link: its own entry will change when it is fixed
+    if (nextDir === undefined) break; // a dangling link: its own entry changes when it is fixed
     dir = nextDir;
     name = basename(next);
   }
