@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { importCommand } from './commands/import.js';
 import { serveCommand } from './commands/serve.js';
 import { EXIT_USAGE, validateCommand, type OutputFormat } from './commands/validate.js';
-import { schemaText } from './manifest/schema.js';
+import { manifestReference } from './manifest/reference.js';
+import { manifestSchema, schemaText } from './manifest/schema.js';
 import { VERSION } from './version.js';
 
 const DEFAULT_MANIFEST = 'mcp-proxy.yaml';
@@ -16,6 +18,7 @@ Commands:
   serve [-c FILE]        serve the manifest's servers (the default command)
   validate [FILE...]     check manifests without starting anything
   schema                 print the manifest's JSON Schema
+  import FILE...         print a manifest built from Claude Desktop, VS Code or gateway configurations
 
 Options:
   -h, --help             show help (also after a command)
@@ -41,9 +44,26 @@ Exit status: 0 valid, 1 invalid, 2 unreadable file or bad usage.
 
 Options:
   -f, --format FORMAT    text (default), json, or github (workflow annotations for GitHub Actions)`,
-  schema: `Usage: mcp-proxy schema
+  schema: `Usage: mcp-proxy schema [--markdown]
 
-Prints the manifest's JSON Schema (draft 2020-12), for editors and other validators.`,
+Prints the manifest's JSON Schema (draft 2020-12), for editors and other validators.
+
+Options:
+      --markdown         print the field reference (docs/manifest.md) made from the schema instead`,
+  import: `Usage: mcp-proxy import FILE... [--format yaml|json]
+
+Prints one manifest built from existing client configurations, each recognised by its content:
+Claude Desktop's claude_desktop_config.json (mcpServers), VS Code's .vscode/mcp.json (servers, inputs),
+and Azure mcp-gateway adapter payloads (one, or a list), which are kept under adapters: as they are.
+The manifest goes to stdout, checked with the same loader as validate; notes on what changed (renamed
+servers, \${input:…} prompts to set as variables, literal secrets, skipped entries) go to stderr.
+Exit status: 0 printed, 1 nothing importable or a file that is not a configuration, 2 unreadable file
+or bad usage.
+
+  mcp-proxy import ~/.config/Claude/claude_desktop_config.json .vscode/mcp.json > mcp-proxy.yaml
+
+Options:
+  -f, --format FORMAT    yaml (default) or json`,
 };
 
 const COMMON_OPTIONS = {
@@ -51,7 +71,7 @@ const COMMON_OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } satisfies ParseArgsConfig['options'];
 
-type Command = 'serve' | 'validate' | 'schema';
+type Command = 'serve' | 'validate' | 'schema' | 'import';
 
 async function main(argv: string[]): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -70,11 +90,18 @@ async function main(argv: string[]): Promise<number> {
       'no-watch': { type: 'boolean' },
     }),
     ...(command === 'validate' && { format: { type: 'string', short: 'f', default: 'text' } }),
+    ...(command === 'import' && { format: { type: 'string', short: 'f', default: 'yaml' } }),
+    ...(command === 'schema' && { markdown: { type: 'boolean' } }),
   } satisfies ParseArgsConfig['options'];
 
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options, allowPositionals: command === 'validate', strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options,
+      allowPositionals: command === 'validate' || command === 'import',
+      strict: true,
+    });
   } catch (error) {
     return usageError(
       (error as Error).message,
@@ -93,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'schema':
-      process.stdout.write(schemaText);
+      process.stdout.write(values.markdown ? manifestReference(manifestSchema) : schemaText);
       return 0;
     case 'validate': {
       const format = values.format as string;
@@ -102,6 +129,17 @@ async function main(argv: string[]): Promise<number> {
       }
       const files = parsed.positionals.length ? parsed.positionals : [DEFAULT_MANIFEST];
       return validateCommand(files, format as OutputFormat, process.env, out);
+    }
+    case 'import': {
+      const format = values.format as string;
+      if (format !== 'yaml' && format !== 'json') {
+        return usageError(`--format must be yaml or json, not "${format}"`, 'import');
+      }
+      if (!parsed.positionals.length) return usageError('import needs at least one FILE', 'import');
+      return importCommand(parsed.positionals, format, {
+        out: (text) => process.stdout.write(text),
+        err: (line) => process.stderr.write(`${line}\n`),
+      });
     }
     case 'serve':
       return serveCommand({
@@ -116,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function isCommand(word: string): word is Command {
-  return word === 'serve' || word === 'validate' || word === 'schema';
+  return word === 'serve' || word === 'validate' || word === 'schema' || word === 'import';
 }
 
 function usageError(message: string, topic: string): number {
