@@ -256,12 +256,16 @@ export function createRemoteUpstream(
       done();
     };
 
+    let upstreamResponse: IncomingMessage | undefined;
     res.on('close', () => {
-      if (!res.writableFinished) abort('client');
+      // Closed unfinished: the client left, unless the upstream's response broke first and took the
+      // client's with it (Node 24 reports this 'close' before the pipeline's callback).
+      if (!res.writableFinished && !upstreamResponse?.errored) abort('client');
     });
     req.on('error', () => abort('client'));
 
     upstreamReq.on('response', (upstreamRes) => {
+      upstreamResponse = upstreamRes;
       responded = true;
       clearTimeout(timer);
       peek.forget();

@@ -95,7 +95,7 @@ test('every way of replacing the file reloads: in place, atomic rename, delete a
   try {
     for (const [style, replace] of styles) {
       await replace(manifestOf(server('base'), server(style)));
-      await waitFor(() => answers(proxy, style), 3000, `${style} to reload`);
+      await waitFor(() => answers(proxy, style), 10_000, `${style} to reload`);
     }
   } finally {
     await proxy.stop();
@@ -119,7 +119,7 @@ test('a Kubernetes ConfigMap update (the ..data symlink swapped) reloads', async
     symlinkSync('..2026_11_21_02', join(dir, '..data_tmp'));
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     rmSync(join(dir, '..2026_11_21_01'), { recursive: true });
-    await waitFor(() => answers(proxy, 'second'), 3000, 'the ConfigMap update to reload');
+    await waitFor(() => answers(proxy, 'second'), 10_000, 'the ConfigMap update to reload');
   } finally {
     await proxy.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -138,7 +138,7 @@ test('a changed server gets a new child; an untouched one keeps its pid and its 
     );
     await waitFor(
       async () => (await pidOf(proxy, 'changing')) !== changingPid,
-      3000,
+      10_000,
       'the changed server to restart',
     );
     assert.is(await pidOf(proxy, 'stable'), stablePid);
@@ -200,7 +200,7 @@ test('a broken manifest changes nothing, is reported with its position, and fixi
     writeFileSync(proxy.manifestPath, `servers:\n  kept:\n    comand: node\n`);
     await waitFor(
       async () => (await status(proxy)).reload?.result === 'failed',
-      3000,
+      10_000,
       'the failed reload to be reported',
     );
     const { reload } = await status(proxy);
@@ -211,7 +211,7 @@ test('a broken manifest changes nothing, is reported with its position, and fixi
     assert.ok(await answers(proxy, 'kept'), 'the server still answers');
     assert.is(await pidOf(proxy, 'kept'), pid);
     writeFileSync(proxy.manifestPath, manifestOf(server('kept'), server('added')));
-    await waitFor(() => answers(proxy, 'added'), 3000, 'the fixed file to reload');
+    await waitFor(() => answers(proxy, 'added'), 10_000, 'the fixed file to reload');
     assert.is((await status(proxy)).reload?.result, 'applied');
   } finally {
     await proxy.stop();
@@ -223,7 +223,11 @@ test('a server whose new command does not exist keeps serving its old version, a
   try {
     const pid = await pidOf(proxy, 'svc');
     writeFileSync(proxy.manifestPath, 'servers:\n  svc:\n    command: /nonexistent/mcp-server\n');
-    await waitFor(async () => (await status(proxy)).reload?.result === 'partial', 3000, 'the partial reload');
+    await waitFor(
+      async () => (await status(proxy)).reload?.result === 'partial',
+      10_000,
+      'the partial reload',
+    );
     const listing = (await status(proxy)).servers.find((s) => s.name === 'svc')!;
     assert.match(listing.reloadError!, 'command /nonexistent/mcp-server does not exist');
     assert.match(listing.reloadError!, 'still serving the previous version');
@@ -245,7 +249,7 @@ test('sessions on a replaced version keep it until drainTimeout, then get 404 an
       proxy.manifestPath,
       manifestOf(server('drainy', '    drainTimeout: 1500ms\n    env: { V: "2" }\n')),
     );
-    await waitFor(async () => (await pidOf(proxy, 'drainy')) !== oldPid, 3000, 'the new version');
+    await waitFor(async () => (await pidOf(proxy, 'drainy')) !== oldPid, 10_000, 'the new version');
     // The open session still reaches its old child; a new session gets the new one.
     assert.is(JSON.parse(text(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid, oldPid);
     const b = await connect(proxy.url, 'drainy');
@@ -253,7 +257,7 @@ test('sessions on a replaced version keep it until drainTimeout, then get 404 an
     const newPid = JSON.parse(text(await b.client.callTool({ name: 'whoami', arguments: {} }))).pid;
     assert.is.not(newPid, oldPid);
     // After the drain the old child is gone, and the old session is unknown (404) to the new version.
-    await waitFor(() => !isAlive(oldPid), 5000, 'the old child to stop after draining');
+    await waitFor(() => !isAlive(oldPid), 10_000, 'the old child to stop after draining');
     const stale = await fetch(`${proxy.url}/servers/drainy/mcp`, {
       method: 'POST',
       headers: {
@@ -281,7 +285,7 @@ test('with --no-watch edits wait for SIGHUP', async () => {
       'not watched',
     );
     proxy.process.kill('SIGHUP');
-    await waitFor(() => answers(proxy, 'two'), 3000, 'SIGHUP to reload');
+    await waitFor(() => answers(proxy, 'two'), 10_000, 'SIGHUP to reload');
   } finally {
     await proxy.stop();
   }
