@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { ServerSpec } from '../manifest/types.js';
-import type { StdioDeps } from '../upstream/spawn.js';
+import type { UpstreamDeps } from '../upstream/types.js';
 import type { Upstream, UpstreamStatus } from '../upstream/types.js';
 import { createUpstream } from './create-upstream.js';
 import { planReload, type PlanStep, type ReloadAction } from './plan.js';
@@ -48,7 +48,7 @@ export class Fleet {
   private stopped = false;
 
   constructor(
-    private readonly deps: StdioDeps,
+    private readonly deps: UpstreamDeps,
     private readonly log: Logger = deps.log,
   ) {}
 

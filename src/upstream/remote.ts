@@ -191,11 +191,16 @@ class SessionLedger {
  * With `identityToken` (a server with `useWorkloadIdentity`), every request carries `Authorization: Bearer`
  * with the token it yields, and a request for which it yields none is answered here, never sent.
  */
-export function createRemoteUpstream(
-  spec: RemoteServerSpec,
-  log: Logger = silentLogger,
-  identityToken?: () => Promise<string>,
-): Upstream {
+export interface RemoteOptions {
+  log?: Logger;
+  /** Where bearer tokens come from, for a server with `useWorkloadIdentity`. */
+  identityToken?: () => Promise<string>;
+  /** The largest request body passed on (`limits.maxBodyBytes`, which a reload may change). */
+  maxBodyBytes?: () => number;
+}
+
+export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOptions = {}): Upstream {
+  const { log = silentLogger, identityToken, maxBodyBytes } = options;
   const url = new URL(spec.url);
   const secure = url.protocol === 'https:';
   const send = secure ? httpsRequest : httpRequest;
@@ -311,6 +316,24 @@ export function createRemoteUpstream(
       });
     });
 
+    // The gateway refuses a declared Content-Length over the limit; a body sent without one is counted
+    // here as it streams, and the exchange is answered 413 once it passes the limit.
+    const limit = maxBodyBytes?.();
+    if (limit === undefined) {
+      req.pipe(upstreamReq);
+      return;
+    }
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= limit || abortedFor !== undefined) return;
+      abortedFor = 'client';
+      req.unpipe(upstreamReq);
+      upstreamReq.destroy();
+      if (res.headersSent) res.destroy();
+      else answerError(res, 413, null, `request body exceeds ${limit} bytes`, ErrorCode.InvalidRequest);
+      finish();
+    });
     req.pipe(upstreamReq);
   }
 

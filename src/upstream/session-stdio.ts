@@ -4,10 +4,10 @@ import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
 import { UnavailableError, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse } from './jsonrpc.js';
-import { describeExit, spawnServerChild, type StdioDeps } from './spawn.js';
+import { describeExit, spawnServerChild } from './spawn.js';
 import { childEnvironment } from './environment.js';
 import { whyNotRunnable } from './preflight.js';
-import type { StartVerdict, Upstream, UpstreamStatus } from './types.js';
+import type { StartVerdict, Upstream, UpstreamDeps, UpstreamStatus } from './types.js';
 
 /**
  * A stdio server with one child per client session (`isolation: session`), for stateful servers such as
@@ -16,7 +16,7 @@ import type { StartVerdict, Upstream, UpstreamStatus } from './types.js';
  * (DELETE, idle timeout, shutdown). A child that exits ends its session: the client gets 404 and
  * initializes again, as the transport specifies.
  */
-export function createSessionStdioUpstream(spec: StdioServerSpec, deps: StdioDeps): Upstream {
+export function createSessionStdioUpstream(spec: StdioServerSpec, deps: UpstreamDeps): Upstream {
   return new SessionStdioUpstream(spec, deps);
 }
 
@@ -34,7 +34,7 @@ class SessionStdioUpstream implements Upstream {
 
   constructor(
     private current: StdioServerSpec,
-    private readonly deps: StdioDeps,
+    private readonly deps: UpstreamDeps,
   ) {
     const spec = current;
     this.endpoint = new SessionEndpoint(

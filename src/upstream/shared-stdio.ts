@@ -11,10 +11,10 @@ import { UnavailableError, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { isResponse, type Response } from './jsonrpc.js';
 import { Multiplexer } from './multiplexer.js';
-import { describeExit, spawnServerChild, type StdioDeps } from './spawn.js';
+import { describeExit, spawnServerChild } from './spawn.js';
 import { childEnvironment } from './environment.js';
 import { whyNotRunnable } from './preflight.js';
-import type { StartVerdict, Upstream, UpstreamState, UpstreamStatus } from './types.js';
+import type { StartVerdict, Upstream, UpstreamDeps, UpstreamState, UpstreamStatus } from './types.js';
 
 /** The id of the proxy's own initialize request to a child: a string, so it never meets a client's. */
 const INITIALIZE_ID = 'mcp-proxy-initialize';
@@ -29,7 +29,7 @@ const MAX_INITIALIZE_MS = 120_000;
  * The proxy initializes the child once; clients are answered from that result and multiplexed over it.
  * A child that exits is restarted with backoff; one that keeps failing is marked `failed`.
  */
-export function createSharedStdioUpstream(spec: StdioServerSpec, deps: StdioDeps): Upstream {
+export function createSharedStdioUpstream(spec: StdioServerSpec, deps: UpstreamDeps): Upstream {
   return new SharedStdioUpstream(spec, deps);
 }
 
@@ -51,7 +51,7 @@ class SharedStdioUpstream implements Upstream {
 
   constructor(
     private current: StdioServerSpec,
-    private readonly deps: StdioDeps,
+    private readonly deps: UpstreamDeps,
   ) {
     const spec = current;
     this.mux = new Multiplexer(

@@ -1,20 +1,10 @@
 import type { StdioServerSpec } from '../manifest/types.js';
-import type { Environment } from '../manifest/interpolate.js';
-import type { Logger } from '../log.js';
 import { spawnStdioChild, type ChildExit, type StdioChild } from './child.js';
 import { childEnvironment } from './environment.js';
-
-/** What a stdio upstream needs from the process it runs in. */
-export interface StdioDeps {
-  log: Logger;
-  /** The proxy's environment: the source of the child's base and workload-identity variables. */
-  env: Environment;
-  /** The largest request body accepted now (`limits.maxBodyBytes`, which a reload may change). */
-  maxBodyBytes?: () => number;
-}
+import type { UpstreamDeps } from './types.js';
 
 /** Starts the child for a stdio server, with its environment policy applied and its output logged. */
-export function spawnServerChild(spec: StdioServerSpec, deps: StdioDeps): StdioChild {
+export function spawnServerChild(spec: StdioServerSpec, deps: UpstreamDeps): StdioChild {
   const { log } = deps;
   return spawnStdioChild(
     {

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import type { Environment } from '../manifest/interpolate.js';
 import type { Isolation, ServerSpec } from '../manifest/types.js';
 
 export type UpstreamState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
@@ -47,4 +49,13 @@ export interface Upstream {
   /** Stops serving: closes its sessions and stops its children. Idempotent. */
   stop(): Promise<void>;
   status(): UpstreamStatus;
+}
+
+/** What every upstream needs from the process it runs in. */
+export interface UpstreamDeps {
+  log: Logger;
+  /** The proxy's environment: the source of the child's base and workload-identity variables. */
+  env: Environment;
+  /** The largest request body accepted now (`limits.maxBodyBytes`, which a reload may change). */
+  maxBodyBytes?: () => number;
 }
