@@ -1,12 +1,10 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { SessionEndpoint } from '../downstream/session-endpoint.js';
+import type { SessionEndpoint } from '../downstream/session-endpoint.js';
 import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
 import { UnavailableError, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse } from './jsonrpc.js';
-import { describeExit, spawnServerChild } from './spawn.js';
-import { childEnvironment } from './environment.js';
-import { whyNotRunnable } from './preflight.js';
+import { describeExit, sessionEndpointFor, spawnServerChild, whyServerNotRunnable } from './spawn.js';
 import type { StartVerdict, Upstream, UpstreamDeps, UpstreamStatus } from './types.js';
 
 /**
@@ -37,16 +35,7 @@ class SessionStdioUpstream implements Upstream {
     private readonly deps: UpstreamDeps,
   ) {
     const spec = current;
-    this.endpoint = new SessionEndpoint(
-      { open: async () => this.openChannel() },
-      {
-        name: spec.name,
-        maxSessions: spec.maxSessions,
-        idleTimeoutMs: spec.idleTimeoutMs,
-        maxBodyBytes: deps.maxBodyBytes,
-        log: deps.log,
-      },
-    );
+    this.endpoint = sessionEndpointFor(spec, deps, { open: async () => this.openChannel() });
   }
 
   get spec(): StdioServerSpec {
@@ -56,11 +45,7 @@ class SessionStdioUpstream implements Upstream {
   async start(): Promise<StartVerdict> {
     this.started = true;
     // No child runs until a session asks for one: check now that one could.
-    const reason = whyNotRunnable(
-      this.spec.command,
-      this.spec.cwd,
-      childEnvironment(this.spec, this.deps.env).PATH,
-    );
+    const reason = whyServerNotRunnable(this.spec, this.deps);
     if (reason) {
       this.lastError = reason;
       this.unrunnable = true;

@@ -3,7 +3,7 @@ import {
   type InitializeResult,
   type JSONRPCMessage,
 } from '@modelcontextprotocol/sdk/types.js';
-import { SessionEndpoint } from '../downstream/session-endpoint.js';
+import type { SessionEndpoint } from '../downstream/session-endpoint.js';
 import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
 import { VERSION } from '../version.js';
 import { decideRestart, RESTART_BACKOFF } from './backoff.js';
@@ -11,9 +11,7 @@ import { UnavailableError, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { isResponse, type Response } from './jsonrpc.js';
 import { Multiplexer } from './multiplexer.js';
-import { describeExit, spawnServerChild } from './spawn.js';
-import { childEnvironment } from './environment.js';
-import { whyNotRunnable } from './preflight.js';
+import { describeExit, sessionEndpointFor, spawnServerChild, whyServerNotRunnable } from './spawn.js';
 import type { StartVerdict, Upstream, UpstreamDeps, UpstreamState, UpstreamStatus } from './types.js';
 
 /** The id of the proxy's own initialize request to a child: a string, so it never meets a client's. */
@@ -59,16 +57,7 @@ class SharedStdioUpstream implements Upstream {
       spec.name,
       () => this.current.timeoutMs,
     );
-    this.endpoint = new SessionEndpoint(
-      { open: () => this.openChannel() },
-      {
-        name: spec.name,
-        maxSessions: spec.maxSessions,
-        idleTimeoutMs: spec.idleTimeoutMs,
-        maxBodyBytes: deps.maxBodyBytes,
-        log: deps.log,
-      },
-    );
+    this.endpoint = sessionEndpointFor(spec, deps, { open: () => this.openChannel() });
   }
 
   get spec(): StdioServerSpec {
@@ -77,11 +66,7 @@ class SharedStdioUpstream implements Upstream {
 
   async start(): Promise<StartVerdict> {
     if (this.spec.startup === 'lazy') {
-      const reason = whyNotRunnable(
-        this.spec.command,
-        this.spec.cwd,
-        childEnvironment(this.spec, this.deps.env).PATH,
-      );
+      const reason = whyServerNotRunnable(this.spec, this.deps);
       return reason ? { ok: false, reason } : { ok: true };
     }
     const reason = await new Promise<string | undefined>((resolve) => {

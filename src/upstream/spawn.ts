@@ -1,6 +1,9 @@
 import type { StdioServerSpec } from '../manifest/types.js';
 import { spawnStdioChild, type ChildExit, type StdioChild } from './child.js';
+import { SessionEndpoint } from '../downstream/session-endpoint.js';
+import type { ChannelSource } from './channel.js';
 import { childEnvironment } from './environment.js';
+import { whyNotRunnable } from './preflight.js';
 import type { UpstreamDeps } from './types.js';
 
 /** Starts the child for a stdio server, with its environment policy applied and its output logged. */
@@ -19,6 +22,26 @@ export function spawnServerChild(spec: StdioServerSpec, deps: UpstreamDeps): Std
       skipped: (server, line) => log.warn('child-stdout-not-jsonrpc', { server, line: line.slice(0, 200) }),
     },
   );
+}
+
+/** Why this server's command could not run here, found without running it; undefined when it looks runnable. */
+export function whyServerNotRunnable(spec: StdioServerSpec, deps: UpstreamDeps): string | undefined {
+  return whyNotRunnable(spec.command, spec.cwd, childEnvironment(spec, deps.env).PATH);
+}
+
+/** The client side of a stdio server: one endpoint, with the server's session limits. */
+export function sessionEndpointFor(
+  spec: StdioServerSpec,
+  deps: UpstreamDeps,
+  source: ChannelSource,
+): SessionEndpoint {
+  return new SessionEndpoint(source, {
+    name: spec.name,
+    maxSessions: spec.maxSessions,
+    idleTimeoutMs: spec.idleTimeoutMs,
+    maxBodyBytes: deps.maxBodyBytes,
+    log: deps.log,
+  });
 }
 
 /** "exited with code 1", "killed by SIGSEGV", "could not be started: spawn npx ENOENT" */

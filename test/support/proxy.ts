@@ -49,22 +49,7 @@ export async function startProxy(
   );
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const url = await new Promise<string>((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`proxy did not start in 20s:\n${stderr}`)), 20_000);
-    child.stdout!.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`proxy exited with ${code} before listening:\n${stderr}`));
-    });
-  });
+  const url = await listeningUrl(child, () => stderr);
   return {
     url,
     process: child,
@@ -77,6 +62,26 @@ export async function startProxy(
       return code;
     },
   };
+}
+
+/** The proxy's base URL from its `listening on` line; rejects if it exits first or takes over 20 s. */
+export function listeningUrl(child: ChildProcess, stderr: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(`proxy did not start in 20 s:\n${stderr()}`)), 20_000);
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`proxy exited with ${code} before listening:\n${stderr()}`));
+    });
+  });
 }
 
 /** SIGTERM, then SIGKILL after 10 s; resolves with the exit code. */

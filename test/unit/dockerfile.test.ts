@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BASE_ENVIRONMENT } from '../../src/upstream/environment.js';
 import { cliPath, fromRoot } from '../support/paths.js';
-import { fixtureCommand, stopProcess } from '../support/proxy.js';
+import { fixtureCommand, listeningUrl, stopProcess } from '../support/proxy.js';
 
 // No Docker engine runs in CI, so the image is never built here. What can go wrong without one being
 // noticed is checked instead: the Dockerfile's syntax and flags, that its ENTRYPOINT + CMD is a real
@@ -386,25 +386,6 @@ function run(
         resolve({ code, stdout, stderr });
       },
     );
-  });
-}
-
-function listeningUrl(child: ReturnType<typeof spawn>, stderr: () => string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`no listening line in 20 s:\n${stderr()}`)), 20_000);
-    child.stdout!.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before listening:\n${stderr()}`));
-    });
   });
 }
 
