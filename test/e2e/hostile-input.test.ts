@@ -1,7 +1,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, type RunningProxy } from '../support/proxy.js';
+import { connect, fixtureCommand, startProxy, type RunningProxy, postToSession } from '../support/proxy.js';
 
 // Hostile and broken input against a running proxy: every answer is a clear 4xx, nothing crashes,
 // memory stays bounded, and the proxy keeps serving.
@@ -29,23 +29,6 @@ servers:
 test.after(async (ctx) => {
   await ctx.proxy?.stop();
 });
-
-const post = (
-  ctx: { endpoint: string; session: string },
-  body: string | Uint8Array,
-  headers: Record<string, string> = {},
-) =>
-  fetch(ctx.endpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: ACCEPT,
-      'mcp-session-id': ctx.session,
-      'mcp-protocol-version': '2025-11-25',
-      ...headers,
-    },
-    body,
-  });
 
 /** A raw HTTP exchange: what an HTTP client library would refuse to send. */
 function raw(port: number, request: string, waitMs = 3000): Promise<string> {
@@ -75,7 +58,7 @@ test('malformed bodies are 400 with a JSON-RPC parse error', async (ctx) => {
     '[1,2,',
     '"just a string',
   ]) {
-    const r = await post(ctx, body);
+    const r = await postToSession(ctx, body);
     assert.is(r.status, 400, `body ${JSON.stringify(body)}`);
     assert.is(((await r.json()) as { error: { code: number } }).error.code, -32700);
   }
@@ -92,7 +75,7 @@ test('JSON-RPC with wrong types is 400', async (ctx) => {
     [],
   ];
   for (const body of bodies) {
-    const r = await post(ctx, JSON.stringify(body));
+    const r = await postToSession(ctx, JSON.stringify(body));
     assert.ok(r.status === 400, `${JSON.stringify(body)} answered ${r.status}`);
     await r.text();
   }
@@ -100,7 +83,7 @@ test('JSON-RPC with wrong types is 400', async (ctx) => {
 
 test('oversized bodies are 413, declared or streamed', async (ctx) => {
   const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(2 << 20) } });
-  const declared = await post(ctx, big);
+  const declared = await postToSession(ctx, big);
   assert.is(declared.status, 413);
   // No Content-Length: the body is counted as it streams in.
   const streamed = await fetch(ctx.endpoint, {
@@ -124,7 +107,7 @@ test('oversized bodies are 413, declared or streamed', async (ctx) => {
 
 test('a batch flood is refused, not processed', async (ctx) => {
   const flood = Array.from({ length: 5000 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' }));
-  const r = await post(ctx, JSON.stringify(flood));
+  const r = await postToSession(ctx, JSON.stringify(flood));
   assert.is(r.status, 400);
   await r.text();
 });
@@ -133,7 +116,7 @@ test('session ids of odd length and charset are 404 or refused, never a crash', 
   for (const id of ['', 'x'.repeat(4000), '../../etc/passwd', 'sess\tion', '%00', '😀'.repeat(10)]) {
     let code: number;
     try {
-      const r = await post(
+      const r = await postToSession(
         { ...ctx, session: id },
         JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
       );
@@ -200,11 +183,11 @@ test('memory stays bounded under a flood of bad requests, and the proxy keeps se
   };
   const before = await rss();
   const bad = [
-    () => post(ctx, '{broken'),
-    () => post({ ...ctx, session: 'nope' }, '{"jsonrpc":"2.0","id":1,"method":"ping"}'),
+    () => postToSession(ctx, '{broken'),
+    () => postToSession({ ...ctx, session: 'nope' }, '{"jsonrpc":"2.0","id":1,"method":"ping"}'),
     () => fetch(`${ctx.proxy.url}/servers/${Math.random()}/mcp`, { method: 'POST', body: '{}' }),
     () =>
-      post(
+      postToSession(
         ctx,
         JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'y'.repeat(200_000) } }),
       ),

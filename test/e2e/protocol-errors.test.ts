@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, type RunningProxy } from '../support/proxy.js';
+import { connect, fixtureCommand, startProxy, type RunningProxy, postToSession } from '../support/proxy.js';
 
 // Bad input answered as the Streamable HTTP transport specifies, through a real proxy and child.
 
@@ -40,53 +40,36 @@ test.after(async (ctx) => {
   await ctx.proxy?.stop();
 });
 
-const post = (
-  ctx: { endpoint: string; session: string },
-  body: string,
-  headers: Record<string, string> = {},
-) =>
-  fetch(ctx.endpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: ACCEPT,
-      'mcp-session-id': ctx.session,
-      'mcp-protocol-version': '2025-11-25',
-      ...headers,
-    },
-    body,
-  });
-
 const errorOf = async (response: Response) =>
   ((await response.json()) as { error: { code: number } }).error.code;
 
 test('malformed JSON is 400 with -32700', async (ctx) => {
-  const r = await post(ctx, '{"jsonrpc": "2.0", "id": 1, "method": ');
+  const r = await postToSession(ctx, '{"jsonrpc": "2.0", "id": 1, "method": ');
   assert.is(r.status, 400);
   assert.is(await errorOf(r), -32700);
 });
 
 test('a JSON value that is not JSON-RPC is 400', async (ctx) => {
-  const r = await post(ctx, JSON.stringify({ hello: 'world' }));
+  const r = await postToSession(ctx, JSON.stringify({ hello: 'world' }));
   assert.is(r.status, 400);
 });
 
 test('a wrong Accept header is 406', async (ctx) => {
-  const r = await post(ctx, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
+  const r = await postToSession(ctx, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
     accept: 'text/html',
   });
   assert.is(r.status, 406);
 });
 
 test('a wrong content type is 415', async (ctx) => {
-  const r = await post(ctx, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
+  const r = await postToSession(ctx, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
     'content-type': 'text/plain',
   });
   assert.is(r.status, 415);
 });
 
 test('an unknown session is 404', async (ctx) => {
-  const r = await post(
+  const r = await postToSession(
     { ...ctx, session: 'not-a-session' },
     JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
   );
@@ -105,14 +88,14 @@ test('a request without a session header is 400', async (ctx) => {
 });
 
 test('an unsupported protocol version is 400', async (ctx) => {
-  const r = await post(ctx, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
+  const r = await postToSession(ctx, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
     'mcp-protocol-version': '1999-01-01',
   });
   assert.is(r.status, 400);
 });
 
 test('a body over the limit is 413', async (ctx) => {
-  const r = await post(
+  const r = await postToSession(
     ctx,
     JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping', params: { x: 'y'.repeat(5 << 20) } }),
   );
@@ -125,7 +108,7 @@ test('an unsupported method is 405', async (ctx) => {
 });
 
 test('a batch of requests is answered, each under its own id', async (ctx) => {
-  const r = await post(
+  const r = await postToSession(
     ctx,
     JSON.stringify([
       { jsonrpc: '2.0', id: 'a', method: 'ping' },
@@ -139,7 +122,7 @@ test('a batch of requests is answered, each under its own id', async (ctx) => {
 
 test('a huge id comes back exactly as sent', async (ctx) => {
   const id = 'i'.repeat(10_000);
-  const r = await post(ctx, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }));
+  const r = await postToSession(ctx, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }));
   assert.is(r.status, 200);
   assert.match(await r.text(), `"id":"${id}"`);
 });

@@ -137,3 +137,22 @@ export async function waitFor(
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
+
+/** POSTs a raw body on an open session, with the headers a well-behaved client sends (tests override them). */
+export function postToSession(
+  target: { endpoint: string; session: string },
+  body: string | Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(target.endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': target.session,
+      'mcp-protocol-version': '2025-11-25',
+      ...headers,
+    },
+    body,
+  });
+}
