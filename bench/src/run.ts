@@ -533,9 +533,12 @@ async function main(): Promise<void> {
     `bench-${stamp}${args.quick ? '-quick' : ''}${args.rawLoad ? '-raw' : ''}.json`,
   );
   writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(jsonPath.replace(/\.json$/, '.md'), text);
+  const heading =
+    `## mcp-proxy-server bench (${args.quick ? 'quick' : 'full'}${args.rawLoad ? ', bare HTTP load clients' : ''}), ` +
+    `${host.nproc} × ${host.cpu}, Node ${host.node}, ${started.toISOString()}\n\n\`${command}\`\n`;
+  writeFileSync(jsonPath.replace(/\.json$/, '.md'), `${heading}\n${text}`);
   process.stdout.write(
-    `\n## mcp-proxy-server bench (${args.quick ? 'quick' : 'full'}${args.rawLoad ? ', bare HTTP load clients' : ''}), ${host.nproc} × ${host.cpu}, Node ${host.node}\n\n${text}\n` +
+    `\n${heading}\n${text}\n` +
       `Leftover processes: ${leftovers.length === 0 ? 'none' : leftovers.join('; ')}\nSaved ${jsonPath}\n`,
   );
   log(`done in ${result.seconds} s`);
