@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, type RunningProxy } from '../support/proxy.js';
+import { connect, fixtureCommand, startProxy, type RunningProxy, postInitialize } from '../support/proxy.js';
 
 // Access control with real keys and real tokens: a JWKS and an OpenID discovery document served on
 // loopback, keys made with jose, the real proxy process, SDK clients.
@@ -81,20 +81,7 @@ const token = (
     .sign(options.key ?? ctx.signing);
 
 const initialize = (ctx: Context, server: string, headers: Record<string, string>) =>
-  fetch(`${ctx.proxy.url}/servers/${server}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      ...headers,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
-  });
+  postInitialize(`${ctx.proxy.url}/servers/${server}/mcp`, headers);
 
 const echoes = async (ctx: Context, server: string, headers: Record<string, string>) => {
   const { client } = await connect(ctx.proxy.url, server, undefined, {}, headers);

@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fromRoot } from '../support/paths.js';
 import { runCli } from '../support/run-cli.js';
+import { FIXTURE_ENV as ENV } from '../fixtures/import/env.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-import-'));
 const write = (name: string, text: string) => {
@@ -15,15 +16,6 @@ const fixture = (path: string) => fromRoot('test', 'fixtures', 'import', path);
 const claude = fixture('claude_desktop_config.json');
 const vscode = fixture('vscode/mcp.json');
 const payloads = fixture('adapter-payloads.json');
-
-/** The variables the imported fixtures read, as they would be set where the proxy runs. */
-const ENV = {
-  BRAVE_API_KEY: 'brave',
-  PERPLEXITY_KEY: 'pplx',
-  GITHUB_PAT: 'ghp',
-  WORKSPACE_FOLDER: '/workspace',
-  DATABASE_URL: 'postgres://db/app',
-};
 
 const noteLines = (stderr: string) => stderr.split('\n').filter(Boolean);
 

@@ -1,6 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, type RunningProxy, postToSession } from '../support/proxy.js';
+import {
+  connect,
+  fixtureCommand,
+  startProxy,
+  type RunningProxy,
+  postToSession,
+  postInitialize,
+} from '../support/proxy.js';
 
 // Bad input answered as the Streamable HTTP transport specifies, through a real proxy and child.
 
@@ -15,22 +22,12 @@ const test = suite<{ proxy: RunningProxy; endpoint: string; session: string }>(
   {} as never,
 );
 
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-};
 const ACCEPT = 'application/json, text/event-stream';
 
 test.before(async (ctx) => {
   ctx.proxy = await startProxy(manifest);
   ctx.endpoint = `${ctx.proxy.url}/servers/echo/mcp`;
-  const response = await fetch(ctx.endpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT },
-    body: JSON.stringify(INIT),
-  });
+  const response = await postInitialize(ctx.endpoint);
   assert.is(response.status, 200);
   ctx.session = response.headers.get('mcp-session-id')!;
   await response.text();

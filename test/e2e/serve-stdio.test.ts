@@ -9,6 +9,7 @@ import {
   startProxy,
   waitFor,
   type RunningProxy,
+  postInitialize,
 } from '../support/proxy.js';
 
 const echo = fixtureCommand('echo');
@@ -186,16 +187,7 @@ test('isolation: session gives each session its own child, stopped on DELETE', a
 
 test('maxSessions reached answers 503 with Retry-After and a JSON-RPC error', async ({ proxy }) => {
   await open(proxy, 'per-session'); // with the one still open above, the limit of 2 is reached
-  const response = await fetch(`${proxy.url}/servers/per-session/mcp`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-    }),
-  });
+  const response = await postInitialize(`${proxy.url}/servers/per-session/mcp`);
   assert.is(response.status, 503);
   assert.ok(response.headers.get('retry-after'));
   const body = (await response.json()) as { error: { message: string } };

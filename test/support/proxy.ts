@@ -156,3 +156,25 @@ export function postToSession(
     body,
   });
 }
+
+/** POSTs a raw `initialize` with no session yet, as a client opening one does (tests add headers). */
+export function postInitialize(
+  endpoint: string,
+  headers: Record<string, string> = {},
+  protocolVersion = '2025-11-25',
+): Promise<Response> {
+  return fetch(endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...headers,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+}

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BASE_ENVIRONMENT } from '../../src/upstream/environment.js';
 import { cliPath, fromRoot } from '../support/paths.js';
-import { fixtureCommand, listeningUrl, stopProcess } from '../support/proxy.js';
+import { fixtureCommand, listeningUrl, stopProcess, postInitialize } from '../support/proxy.js';
 
 // No Docker engine runs in CI, so the image is never built here. What can go wrong without one being
 // noticed is checked instead: the Dockerfile's syntax and flags, that its ENTRYPOINT + CMD is a real
@@ -107,16 +107,7 @@ test('the image defaults leave single-server mode working, and the HEALTHCHECK p
     const url = await listeningUrl(proxy, () => stderr);
     const port = new URL(url).port;
 
-    const initialize = await fetch(`${url}/mcp`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-      }),
-    });
+    const initialize = await postInitialize(`${url}/mcp`, {}, '2025-06-18');
     assert.is(initialize.status, 200);
     assert.ok(initialize.headers.get('mcp-session-id'), 'a session was opened at /mcp');
     await initialize.body?.cancel();

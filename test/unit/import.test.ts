@@ -11,6 +11,7 @@ import { rewritePlaceholders, toVariableName, type PlaceholderUse } from '../../
 import { loadManifest } from '../../src/manifest/load.js';
 import type { Manifest, RemoteServerSpec, StdioServerSpec } from '../../src/manifest/types.js';
 import { fromRoot } from '../support/paths.js';
+import { FIXTURE_ENV as ENV } from '../fixtures/import/env.js';
 
 const fixture = (path: string) => readFileSync(fromRoot('test', 'fixtures', 'import', path), 'utf8');
 const seed = (name: string) =>
@@ -20,15 +21,6 @@ const SEED_NAMES = ['azure-remote', 'foundry-remote', 'ado-remote', 'internal-mc
 const importFiles = (...files: string[]) =>
   importConfigs(files.map((file) => ({ file, text: fixture(file) })));
 const importText = (text: string, file = 'config.json') => importConfigs([{ file, text }]);
-
-/** Every variable the fixtures reference, as an operator would set them where the proxy runs. */
-const ENV = {
-  BRAVE_API_KEY: 'brave',
-  PERPLEXITY_KEY: 'pplx',
-  GITHUB_PAT: 'ghp',
-  WORKSPACE_FOLDER: '/workspace',
-  DATABASE_URL: 'postgres://db/app',
-};
 
 /** import → text → the project's own loader: what `serve` would run. */
 function roundTrip(result: ImportResult, format: ManifestFormat = 'yaml'): Manifest {
