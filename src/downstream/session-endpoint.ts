@@ -1,11 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
 import { UnavailableError, type ChannelSource, type SessionChannel } from '../upstream/channel.js';
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
 import { DEFAULT_MAX_BODY_BYTES, readBody } from './body.js';
+import { ClientSession } from './client-session.js';
+import {
+  isInitializeRequest,
+  readMessages,
+  refuseGetHeaders,
+  refusePostHeaders,
+  refuseProtocolVersion,
+  type Refusal,
+} from './wire.js';
 
 export interface EndpointOptions {
   /** The server's name, for messages and logs. */
@@ -17,23 +25,13 @@ export interface EndpointOptions {
   log: Logger;
 }
 
-interface Session {
-  id: string;
-  transport: StreamableHTTPServerTransport;
-  channel: SessionChannel;
-  lastActivity: number;
-  /** Requests being served now, GET streams included: a session with one open is not idle. */
-  active: number;
-}
-
 /**
- * The client side of a message-level upstream: the MCP Streamable HTTP transport (the SDK's, one per
- * client session) in front of a channel per session. Owns the session table, the session cap and idle
- * reaping. Everything about the transport's own rules (Accept, content type, protocol version header,
- * SSE streams, DELETE) is left to the SDK transport, so clients see exactly what the spec says.
+ * The client side of a message-level upstream: the MCP Streamable HTTP transport, served by the proxy
+ * itself (decision 0020), in front of a channel per session. Owns the session table, the session cap and
+ * idle reaping; the wire rules are in `wire.ts`, the routing of answers to streams in `ClientSession`.
  */
 export class SessionEndpoint {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions = new Map<string, ClientSession>();
   /** Sessions being opened: counted against maxSessions before their id exists. */
   private opening = 0;
   private reaper: NodeJS.Timeout | undefined;
@@ -71,57 +69,82 @@ export class SessionEndpoint {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.closed)
-      return answer(res, 503, ErrorCode.UpstreamUnavailable, `server ${this.options.name} is stopping`);
+    if (this.closed) return refuse(res, stopping(this.options.name));
     const sessionId = req.headers['mcp-session-id'];
-    if (Array.isArray(sessionId))
-      return answer(res, 400, ErrorCode.InvalidRequest, 'Bad Request: one Mcp-Session-Id only');
-
-    if (req.method === 'POST') {
-      const body = await readBody(req, this.options.maxBodyBytes?.() ?? DEFAULT_MAX_BODY_BYTES);
-      if (!body.ok) return answer(res, body.status, ErrorCode.InvalidRequest, body.message);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.text);
-      } catch {
-        return answer(res, 400, ErrorCode.ParseError, 'Parse error: Invalid JSON');
+    if (Array.isArray(sessionId)) return refuse(res, badRequest('Bad Request: one Mcp-Session-Id only'));
+    switch (req.method) {
+      case 'POST':
+        return this.post(req, res, sessionId);
+      case 'GET':
+      case 'DELETE': {
+        if (sessionId === undefined) return refuse(res, SESSION_REQUIRED);
+        const session = this.sessions.get(sessionId);
+        if (!session) return refuse(res, SESSION_NOT_FOUND);
+        const refusal =
+          (req.method === 'GET' && refuseGetHeaders(req.headers)) || refuseProtocolVersion(req.headers);
+        if (refusal) return refuse(res, refusal);
+        if (req.method === 'GET') return refuse(res, session.listen(res));
+        this.closeSession(sessionId);
+        res.writeHead(200).end();
+        return;
       }
-      // JSON-RPC 2.0: an empty batch is an invalid request, not an empty success.
-      if (Array.isArray(parsed) && parsed.length === 0) {
-        return answer(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: empty batch');
-      }
-      if (sessionId === undefined) return this.initialize(req, res, parsed);
-      return this.serve(sessionId, req, res, parsed);
+      default:
+        res.setHeader('Allow', 'GET, POST, DELETE');
+        return refuse(res, { status: 405, code: ErrorCode.InvalidRequest, message: 'Method Not Allowed' });
     }
-    if (req.method === 'GET' || req.method === 'DELETE') {
-      if (sessionId === undefined) {
-        return answer(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required');
-      }
-      return this.serve(sessionId, req, res, undefined);
-    }
-    res.setHeader('Allow', 'GET, POST, DELETE');
-    return answer(res, 405, ErrorCode.InvalidRequest, 'Method Not Allowed');
   }
 
   /** Closes every session (shutdown, or the server was removed). */
   async closeAll(): Promise<void> {
     this.closed = true;
     clearInterval(this.reaper);
-    await Promise.all([...this.sessions.keys()].map((id) => this.closeSession(id)));
+    for (const id of [...this.sessions.keys()]) this.closeSession(id);
   }
 
-  private async initialize(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
-    if (!isInitializeRequest(body)) {
-      return answer(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required');
+  private async post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    sessionId: string | undefined,
+  ): Promise<void> {
+    const refusal = refusePostHeaders(req.headers);
+    if (refusal) return refuse(res, refusal);
+    // An unknown session is refused before its body is read.
+    if (sessionId !== undefined && !this.sessions.has(sessionId)) return refuse(res, SESSION_NOT_FOUND);
+    const body = await readBody(req, this.options.maxBodyBytes?.() ?? DEFAULT_MAX_BODY_BYTES);
+    if (!body.ok)
+      return refuse(res, { status: body.status, code: ErrorCode.InvalidRequest, message: body.message });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.text);
+    } catch {
+      return refuse(res, { status: 400, code: ErrorCode.ParseError, message: 'Parse error: Invalid JSON' });
     }
-    const { maxSessions, name } = this.options;
+    const messages = readMessages(parsed);
+    if (!Array.isArray(messages)) return refuse(res, messages);
+    if (sessionId === undefined) return this.initialize(res, messages);
+
+    // Looked up again: the session may have ended while its body was read.
+    const session = this.sessions.get(sessionId);
+    if (!session) return refuse(res, SESSION_NOT_FOUND);
+    if (messages.some(isInitializeRequest)) {
+      return refuse(res, invalidRequest('Invalid Request: Server already initialized'));
+    }
+    const versionRefusal = refuseProtocolVersion(req.headers);
+    if (versionRefusal) return refuse(res, versionRefusal);
+    session.post(res, messages);
+  }
+
+  private async initialize(res: ServerResponse, messages: JSONRPCMessage[]): Promise<void> {
+    if (!messages.some(isInitializeRequest)) return refuse(res, SESSION_REQUIRED);
+    if (messages.length > 1) {
+      return refuse(res, invalidRequest('Invalid Request: Only one initialization request is allowed'));
+    }
+    const { maxSessions, name, log } = this.options;
     if (maxSessions !== undefined && this.sessions.size + this.opening >= maxSessions) {
       res.setHeader('Retry-After', '5');
-      return answer(
+      return refuse(
         res,
-        503,
-        ErrorCode.UpstreamUnavailable,
-        `server ${name} has reached its limit of ${maxSessions} sessions; retry later`,
+        unavailable(`server ${name} has reached its limit of ${maxSessions} sessions; retry later`),
       );
     }
     this.opening++;
@@ -131,97 +154,78 @@ export class SessionEndpoint {
     } catch (error) {
       const retry = error instanceof UnavailableError ? error.retryAfterSeconds : undefined;
       if (retry !== undefined) res.setHeader('Retry-After', String(retry));
-      return answer(res, 503, ErrorCode.UpstreamUnavailable, (error as Error).message);
+      return refuse(res, unavailable((error as Error).message));
     } finally {
       this.opening--;
     }
-
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
-      onsessioninitialized: (id) => {
-        this.sessions.set(id, { id, transport, channel, lastActivity: Date.now(), active: 0 });
-      },
-      onsessionclosed: (id) => void this.closeSession(id),
-    });
-    transport.onmessage = (message: JSONRPCMessage) => channel.send(message);
-    transport.onerror = (error) =>
-      this.options.log.debug('transport-error', { server: name, error: error.message });
-    channel.onmessage = (message, relatedRequestId) => {
-      transport.send(message, { relatedRequestId }).catch((error: Error) => {
-        // The client's stream is gone (it disconnected): nothing left to deliver to.
-        this.options.log.debug('deliver-failed', { server: name, error: error.message });
-      });
-    };
-    channel.onclose = () => {
-      if (transport.sessionId) void this.closeSession(transport.sessionId);
-    };
-    await this.run(undefined, transport, req, res, body);
-    // Initialization failed at the transport (a bad Accept header, say): no session, free the channel.
-    if (!transport.sessionId || !this.sessions.has(transport.sessionId)) channel.close();
-  }
-
-  private async serve(id: string, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
-    const session = this.sessions.get(id);
-    if (!session) return answer(res, 404, ErrorCode.SessionNotFound, 'Session not found');
-    await this.run(session, session.transport, req, res, body);
-  }
-
-  private async run(
-    session: Session | undefined,
-    transport: StreamableHTTPServerTransport,
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: unknown,
-  ): Promise<void> {
-    if (session) {
-      session.active++;
-      session.lastActivity = Date.now();
-      res.once('close', () => {
-        session.active--;
-        session.lastActivity = Date.now();
-      });
+    if (this.closed) {
+      channel.close();
+      return refuse(res, stopping(name));
     }
-    try {
-      await transport.handleRequest(req, res, body);
-    } catch (error) {
-      this.options.log.warn('request-failed', { server: this.options.name, error: (error as Error).message });
-      if (!res.headersSent) answer(res, 500, ErrorCode.InternalError, 'Internal error');
-    }
+    const session = new ClientSession(randomUUID(), channel, (message) =>
+      // The client's stream is gone (it disconnected): nothing left to deliver to.
+      log.debug('deliver-failed', { server: name, session: session.id, ...describe(message) }),
+    );
+    channel.onclose = () => this.closeSession(session.id);
+    this.sessions.set(session.id, session);
+    session.post(res, messages);
   }
 
-  private async closeSession(id: string): Promise<void> {
+  private closeSession(id: string): void {
     const session = this.sessions.get(id);
     if (!session) return;
     this.sessions.delete(id);
-    session.channel.close();
-    await session.transport.close().catch(() => {});
+    session.close();
   }
 
   private reapIdle(): void {
     const cutoff = Date.now() - this.options.idleTimeoutMs;
     for (const session of this.sessions.values()) {
-      if (session.active === 0 && session.lastActivity < cutoff) {
+      if (session.idle && session.lastActivity < cutoff) {
         this.options.log.info('session-idle-closed', { server: this.options.name, session: session.id });
-        void this.closeSession(session.id);
+        this.closeSession(session.id);
       }
     }
   }
 }
 
-function isInitializeRequest(body: unknown): boolean {
-  return (
-    typeof body === 'object' &&
-    body !== null &&
-    !Array.isArray(body) &&
-    (body as { method?: unknown }).method === 'initialize'
-  );
+/** What a log line may say about a message: its kind and method, never its content. */
+function describe(message: JSONRPCMessage): Record<string, unknown> {
+  return 'method' in message ? { method: message.method } : { response: true };
 }
 
-/** An HTTP error answered by the proxy itself, with a JSON-RPC error body as the transport's own errors have. */
-export function answer(res: ServerResponse, status: number, code: number, message: string): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  res.writeHead(status, { 'Content-Type': 'application/json' }).end(errorBody(code, message));
+const badRequest = (message: string): Refusal => ({
+  status: 400,
+  code: ErrorCode.UpstreamUnavailable,
+  message,
+});
+const invalidRequest = (message: string): Refusal => ({
+  status: 400,
+  code: ErrorCode.InvalidRequest,
+  message,
+});
+const unavailable = (message: string): Refusal => ({
+  status: 503,
+  code: ErrorCode.UpstreamUnavailable,
+  message,
+});
+const stopping = (name: string) => unavailable(`server ${name} is stopping`);
+const SESSION_REQUIRED = badRequest('Bad Request: Mcp-Session-Id header is required');
+const SESSION_NOT_FOUND: Refusal = {
+  status: 404,
+  code: ErrorCode.SessionNotFound,
+  message: 'Session not found',
+};
+
+/**
+ * Answers a refusal with its HTTP status and a JSON-RPC error body, as the transport's own errors have;
+ * nothing when there is none.
+ */
+function refuse(res: ServerResponse, refusal: Refusal | undefined): void {
+  if (!refusal) return;
+  if (res.headersSent) res.end();
+  else
+    res
+      .writeHead(refusal.status, { 'content-type': 'application/json' })
+      .end(errorBody(refusal.code, refusal.message));
 }

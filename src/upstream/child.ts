@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isJsonRpcMessage } from './jsonrpc.js';
 import { whyNotRunnable } from './preflight.js';
 
 export interface StdioChildOptions {
@@ -233,32 +234,6 @@ function parseMessage(line: string): JSONRPCMessage | undefined {
   }
   return isJsonRpcMessage(value) ? value : undefined;
 }
-
-/**
- * The shape test of the SDK's JSONRPCMessageSchema without running zod on every message of the hot path.
- * Looser in one way: unknown top-level keys pass; whoever reads a message checks the parts it uses.
- */
-function isJsonRpcMessage(value: unknown): value is JSONRPCMessage {
-  if (!isObject(value) || value.jsonrpc !== '2.0') return false;
-  if (typeof value.method === 'string') {
-    return (
-      (!('id' in value) || isRequestId(value.id)) && (value.params === undefined || isObject(value.params))
-    );
-  }
-  if ('result' in value) return isRequestId(value.id) && isObject(value.result);
-  const error = value.error;
-  return (
-    isObject(error) &&
-    Number.isInteger(error.code) &&
-    typeof error.message === 'string' &&
-    (!('id' in value) || isRequestId(value.id))
-  );
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
-const isRequestId = (id: unknown) => typeof id === 'string' || Number.isInteger(id);
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;

@@ -8,8 +8,8 @@ import type {
 } from '@modelcontextprotocol/sdk/types.js';
 
 // Structural checks on the hot path. The SDK's guards run zod on every message; these only look at the
-// keys that tell the kinds apart, because the message has already been checked (by the SDK transport
-// when it came from a client) or is relayed as it is (when it came from a child).
+// keys that tell the kinds apart, because the message has already been checked (by
+// `downstream/wire.ts` when it came from a client, by `isJsonRpcMessage` when it came from a child).
 
 export type Response = JSONRPCResultResponse | JSONRPCErrorResponse;
 
@@ -18,6 +18,32 @@ export const isRequest = (m: JSONRPCMessage): m is JSONRPCRequest => 'method' in
 export const isNotification = (m: JSONRPCMessage): m is JSONRPCNotification => 'method' in m && !('id' in m);
 
 export const isResponse = (m: JSONRPCMessage): m is Response => !('method' in m) && 'id' in m;
+
+/**
+ * The shape test of the SDK's JSONRPCMessageSchema without running zod on every message of the hot path.
+ * Looser in one way: unknown top-level keys pass; whoever reads a message checks the parts it uses.
+ */
+export function isJsonRpcMessage(value: unknown): value is JSONRPCMessage {
+  if (!isObject(value) || value.jsonrpc !== '2.0') return false;
+  if (typeof value.method === 'string') {
+    return (
+      (!('id' in value) || isRequestId(value.id)) && (value.params === undefined || isObject(value.params))
+    );
+  }
+  if ('result' in value) return isRequestId(value.id) && isObject(value.result);
+  const error = value.error;
+  return (
+    isObject(error) &&
+    Number.isInteger(error.code) &&
+    typeof error.message === 'string' &&
+    (!('id' in value) || isRequestId(value.id))
+  );
+}
+
+export const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+export const isRequestId = (id: unknown): id is RequestId => typeof id === 'string' || Number.isInteger(id);
 
 /** Server-side error codes of JSON-RPC, for errors the proxy itself answers. */
 export const ErrorCode = {

@@ -1,0 +1,115 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import type { SessionChannel } from '../upstream/channel.js';
+import { ErrorCode, isRequest, isResponse } from '../upstream/jsonrpc.js';
+import { SseStream, type SseTiming } from './sse-stream.js';
+import { SSE_HEADERS, type Refusal } from './wire.js';
+
+/** The SDK's keep-alive interval. */
+const KEEP_ALIVE_MS = 15_000;
+/** A POST's answer keeps its headers back for the first message this long (see SseStream). */
+const POST_TIMING: SseTiming = { headersAfterMs: 100, keepAliveMs: KEEP_ALIVE_MS };
+/** A GET stream has nothing to wait for: the client waits to see it open. */
+const GET_TIMING: SseTiming = { headersAfterMs: 0, keepAliveMs: KEEP_ALIVE_MS };
+
+/**
+ * One client session of the Streamable HTTP transport, in front of its channel to the upstream: which
+ * HTTP response carries each message back. A response goes on the stream of the POST that carried its
+ * request; a message related to a request (progress, a server-to-client request during a call) goes on
+ * that request's stream; anything else on the session's GET stream, or nowhere when none is open, as the
+ * spec allows. No event ids are kept, so streams cannot be resumed: a client that lost one asks again.
+ */
+export class ClientSession {
+  lastActivity = Date.now();
+  /** The stream each request still waiting for its response will be answered on. */
+  private readonly waiting = new Map<RequestId, SseStream>();
+  /** The GET stream, when the client holds one open. */
+  private listening: SseStream | undefined;
+  /** Every stream open now, GET included. */
+  private readonly open = new Set<SseStream>();
+  private readonly headers: OutgoingHttpHeaders;
+
+  constructor(
+    readonly id: string,
+    private readonly channel: SessionChannel,
+    /** A message the client can no longer be given (its stream is gone). */
+    private readonly undeliverable: (message: JSONRPCMessage) => void,
+  ) {
+    this.headers = { ...SSE_HEADERS, 'mcp-session-id': id };
+    channel.onmessage = (message, relatedRequestId) => this.deliver(message, relatedRequestId);
+  }
+
+  /** Whether nothing is being served for this session now: a held GET stream counts as work. */
+  get idle(): boolean {
+    return this.open.size === 0;
+  }
+
+  /**
+   * The messages of one POST, already checked. Only notifications and responses: 202 and done. Any
+   * request: an SSE answer that ends with the last of their responses.
+   */
+  post(res: ServerResponse, messages: JSONRPCMessage[]): void {
+    this.lastActivity = Date.now();
+    const requestIds = messages.filter(isRequest).map((request) => request.id);
+    if (requestIds.length === 0) {
+      for (const message of messages) this.channel.send(message);
+      res.writeHead(202).end();
+      return;
+    }
+    const stream = this.track(
+      res,
+      new SseStream(res, this.headers, requestIds.length, POST_TIMING),
+      requestIds,
+    );
+    // Registered before sending: an upstream may answer within `send` (the proxy answers some itself).
+    for (const id of requestIds) this.waiting.set(id, stream);
+    for (const message of messages) this.channel.send(message);
+  }
+
+  /** A GET: the session's stream for messages that belong to no request. One at a time. */
+  listen(res: ServerResponse): Refusal | undefined {
+    if (this.listening) {
+      return {
+        status: 409,
+        code: ErrorCode.UpstreamUnavailable,
+        message: 'Conflict: Only one SSE stream is allowed per session',
+      };
+    }
+    this.lastActivity = Date.now();
+    this.listening = this.track(res, new SseStream(res, this.headers, 0, GET_TIMING), []);
+    return undefined;
+  }
+
+  /** Ends every stream and lets the upstream know the session is over. */
+  close(): void {
+    for (const stream of this.open) stream.end();
+    this.channel.close();
+  }
+
+  private deliver(message: JSONRPCMessage, relatedRequestId: RequestId | undefined): void {
+    if (isResponse(message)) {
+      const { id } = message;
+      const stream = id === undefined ? undefined : this.waiting.get(id);
+      if (id === undefined || !stream) return this.undeliverable(message);
+      this.waiting.delete(id);
+      return stream.respond(message);
+    }
+    if (!('method' in message)) return this.undeliverable(message); // an error without an id: no one to tell
+    const stream = relatedRequestId === undefined ? this.listening : this.waiting.get(relatedRequestId);
+    if (stream) stream.send(message);
+    else if (relatedRequestId !== undefined) this.undeliverable(message);
+  }
+
+  private track(res: ServerResponse, stream: SseStream, requestIds: RequestId[]): SseStream {
+    this.open.add(stream);
+    res.once('close', () => {
+      // Answered, or the client went away: a request still waiting then has no one to answer.
+      stream.stop();
+      this.open.delete(stream);
+      for (const id of requestIds) if (this.waiting.get(id) === stream) this.waiting.delete(id);
+      if (this.listening === stream) this.listening = undefined;
+      this.lastActivity = Date.now();
+    });
+    return stream;
+  }
+}

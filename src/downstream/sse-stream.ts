@@ -1,0 +1,81 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { SSE_KEEP_ALIVE, sseEvent } from './wire.js';
+
+export interface SseTiming {
+  /** How long headers may wait for the first event; 0 sends them at once. */
+  headersAfterMs: number;
+  /** How often a quiet stream gets an SSE comment, so load balancers do not close it. */
+  keepAliveMs: number;
+}
+
+/**
+ * One SSE answer written straight to Node's response: the answer to a POST (its requests' responses and
+ * what relates to them), or a session's GET stream.
+ *
+ * Headers wait for the first event, for at most `headersAfterMs`: most calls are answered within a
+ * millisecond, and then headers, the one event and the end go out in a single write. A slow call gets its
+ * headers after the wait, so clients and proxies in between see the stream open (undici gives up on
+ * headers after 300 s), and a keep-alive comment every `keepAliveMs` after that.
+ */
+export class SseStream {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly headers: OutgoingHttpHeaders,
+    /** Responses still owed on this stream; a GET stream owes none and ends only with its session. */
+    private owed: number,
+    private readonly timing: SseTiming,
+  ) {
+    if (timing.headersAfterMs <= 0) this.quiet();
+    else this.timer = setTimeout(this.quiet, timing.headersAfterMs).unref();
+  }
+
+  /** A message that is not the last one this stream owes. */
+  send(message: JSONRPCMessage): void {
+    if (this.gone) return;
+    this.writeHeaders();
+    this.res.write(sseEvent(message));
+  }
+
+  /** One of the responses this stream owes; the last one ends it. */
+  respond(response: JSONRPCMessage): void {
+    if (--this.owed > 0) return this.send(response);
+    if (this.gone) return;
+    this.stop();
+    this.writeHeaders();
+    this.res.end(sseEvent(response));
+  }
+
+  /** Ends the stream with what has been sent (the session is over). */
+  end(): void {
+    this.stop();
+    if (this.gone) return;
+    this.writeHeaders();
+    this.res.end();
+  }
+
+  /** The client went away: nothing more will be written. */
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private get gone(): boolean {
+    return this.res.writableEnded || this.res.destroyed;
+  }
+
+  /** Whether the headers were still to be written (they are now, waiting for the next write). */
+  private writeHeaders(): boolean {
+    if (this.res.headersSent) return false;
+    this.res.writeHead(200, this.headers);
+    return true;
+  }
+
+  private readonly quiet = (): void => {
+    if (this.gone) return;
+    if (this.writeHeaders()) this.res.flushHeaders();
+    else this.res.write(SSE_KEEP_ALIVE);
+    this.timer = setTimeout(this.quiet, this.timing.keepAliveMs).unref();
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * The Streamable HTTP transport's rules for what a client sends (MCP 2025-11-25, "Transports"), as pure
+ * checks, and the SSE framing of what goes back. Status codes, JSON-RPC codes and messages are the SDK
+ * transport's (`webStandardStreamableHttp.js`), so a client that learned them from an SDK server, or from
+ * this proxy before it served the transport itself (decision 0020), sees no difference.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { MAX_BATCH_SIZE } from '@modelcontextprotocol/sdk/server/requestBody.js';
+import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js';
+import {
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+} from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, isJsonRpcMessage, isObject, isRequestId } from '../upstream/jsonrpc.js';
+
+/** Why a request is answered with an HTTP error rather than passed on. */
+export interface Refusal {
+  status: number;
+  code: number;
+  message: string;
+}
+
+const refusal = (status: number, code: number, message: string): Refusal => ({ status, code, message });
+
+/** A POST must accept both answers the server may choose, and carry JSON. */
+export function refusePostHeaders(headers: IncomingHttpHeaders): Refusal | undefined {
+  // Accept is a list, so a substring test is what it means; Content-Type is parsed, never searched.
+  const accept = headers.accept;
+  if (!accept?.includes('application/json') || !accept.includes('text/event-stream')) {
+    return refusal(
+      406,
+      ErrorCode.UpstreamUnavailable,
+      'Not Acceptable: Client must accept both application/json and text/event-stream',
+    );
+  }
+  if (!isJsonContentType(headers['content-type'])) {
+    return refusal(
+      415,
+      ErrorCode.UpstreamUnavailable,
+      'Unsupported Media Type: Content-Type must be application/json',
+    );
+  }
+  return undefined;
+}
+
+/** A GET opens the session's server-to-client stream, so it must accept one. */
+export function refuseGetHeaders(headers: IncomingHttpHeaders): Refusal | undefined {
+  if (headers.accept?.includes('text/event-stream')) return undefined;
+  return refusal(406, ErrorCode.UpstreamUnavailable, 'Not Acceptable: Client must accept text/event-stream');
+}
+
+/**
+ * After initialize, a request may name its protocol version; one this proxy does not know is refused.
+ * Without the header the version agreed at initialize holds, as the spec allows for older clients.
+ */
+export function refuseProtocolVersion(headers: IncomingHttpHeaders): Refusal | undefined {
+  const version = headers['mcp-protocol-version'];
+  if (version === undefined || SUPPORTED_PROTOCOL_VERSIONS.includes(version as string)) return undefined;
+  return refusal(
+    400,
+    ErrorCode.UpstreamUnavailable,
+    `Bad Request: Unsupported protocol version: ${String(version)} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+  );
+}
+
+/** A parsed POST body as the messages it carries: one, or a batch of at most the SDK's limit. */
+export function readMessages(body: unknown): JSONRPCMessage[] | Refusal {
+  const values = Array.isArray(body) ? body : [body];
+  // JSON-RPC 2.0: an empty batch is an invalid request, not an empty success.
+  if (values.length === 0) return refusal(400, ErrorCode.InvalidRequest, 'Invalid Request: empty batch');
+  if (values.length > MAX_BATCH_SIZE) {
+    return refusal(
+      400,
+      ErrorCode.InvalidRequest,
+      `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`,
+    );
+  }
+  if (!values.every(isClientMessage)) {
+    return refusal(400, ErrorCode.ParseError, 'Parse error: Invalid JSON-RPC message');
+  }
+  return values;
+}
+
+/** The keys each kind of message may have: the SDK's schemas are strict about them. */
+const KEYS = {
+  request: new Set(['jsonrpc', 'id', 'method', 'params']),
+  notification: new Set(['jsonrpc', 'method', 'params']),
+  result: new Set(['jsonrpc', 'id', 'result']),
+  error: new Set(['jsonrpc', 'id', 'error']),
+};
+
+/**
+ * What the SDK's JSONRPCMessageSchema accepts, checked by hand: that schema is zod, and ran for every
+ * message of every call. Stricter than `isJsonRpcMessage` (which reads children's output): no unknown
+ * keys, and `_meta` must be an object with a usable progress token.
+ */
+function isClientMessage(value: unknown): value is JSONRPCMessage {
+  if (!isJsonRpcMessage(value)) return false;
+  const kind =
+    'method' in value ? ('id' in value ? 'request' : 'notification') : 'result' in value ? 'result' : 'error';
+  for (const key in value) if (!KEYS[kind].has(key)) return false;
+  if (!('params' in value) || value.params === undefined) return true;
+  const meta = (value.params as Record<string, unknown>)._meta;
+  if (meta === undefined) return true;
+  return isObject(meta) && (meta.progressToken === undefined || isRequestId(meta.progressToken));
+}
+
+/** An initialize request as the SDK recognises one: anything less is not the start of a session. */
+export function isInitializeRequest(message: JSONRPCMessage): message is JSONRPCRequest {
+  if (!('method' in message) || message.method !== 'initialize' || !('id' in message)) return false;
+  const params = message.params;
+  return (
+    isObject(params) &&
+    typeof params.protocolVersion === 'string' &&
+    isObject(params.capabilities) &&
+    isObject(params.clientInfo)
+  );
+}
+
+/** The headers of every SSE answer: no caching, no transformation, no buffering by a proxy in between. */
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+} as const;
+
+/** One message as an SSE event. JSON has no raw newlines, so the message fits on one `data:` line. */
+export const sseEvent = (message: JSONRPCMessage): string =>
+  `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+
+/** An SSE comment: ignored by clients, but traffic for everything in between that times quiet streams out. */
+export const SSE_KEEP_ALIVE = ': keepalive\n\n';

@@ -1,0 +1,192 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  fixtureCommand,
+  postInitialize,
+  postToSession,
+  startProxy,
+  type RunningProxy,
+} from '../support/proxy.js';
+
+// The Streamable HTTP transport as the proxy serves it itself (decision 0020), through a real proxy and a
+// real child, with raw HTTP so every status, header and event can be seen.
+
+const echo = fixtureCommand('echo');
+const manifest = `
+servers:
+  echo: { command: ${JSON.stringify(echo.command)}, args: ${JSON.stringify(echo.args)} }
+`;
+
+const test = suite<{ proxy: RunningProxy; endpoint: string }>('streamable http', {} as never);
+
+test.before(async (ctx) => {
+  ctx.proxy = await startProxy(manifest);
+  ctx.endpoint = `${ctx.proxy.url}/servers/echo/mcp`;
+});
+
+test.after(async (ctx) => {
+  await ctx.proxy?.stop();
+});
+
+/** A new session, initialized. */
+async function open(endpoint: string): Promise<{ endpoint: string; session: string }> {
+  const response = await postInitialize(endpoint);
+  assert.is(response.status, 200);
+  const session = response.headers.get('mcp-session-id');
+  assert.ok(session, 'initialize answered with a session id');
+  await response.text();
+  const initialized = await postToSession(
+    { endpoint, session },
+    JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  );
+  assert.is(initialized.status, 202);
+  return { endpoint, session };
+}
+
+/** The JSON-RPC messages of an SSE body, in order. */
+const events = (body: string) =>
+  body
+    .split('\n\n')
+    .filter((event) => event.includes('data: '))
+    .map((event) => JSON.parse(event.slice(event.indexOf('data: ') + 6)) as Record<string, unknown>);
+
+const call = (id: number | string, name: string, args: object, meta?: object) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args, ...(meta && { _meta: meta }) },
+});
+
+test('a call is answered on an SSE stream that carries the session id and ends with the answer', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const r = await postToSession(target, JSON.stringify(call(7, 'echo', { text: 'hi' })));
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('content-type'), 'text/event-stream');
+  assert.is(r.headers.get('mcp-session-id'), target.session);
+  assert.is(r.headers.get('cache-control'), 'no-cache, no-transform');
+  const [answer, ...more] = events(await r.text());
+  assert.equal(answer, { jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'hi' }] } });
+  assert.is(more.length, 0);
+});
+
+test('progress travels on its request stream, before the answer', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const r = await postToSession(
+    target,
+    JSON.stringify(call('p', 'sleep', { ms: 40 }, { progressToken: 'tok' })),
+  );
+  const messages = events(await r.text());
+  assert.equal(
+    messages.map((m) => m.method ?? m.id),
+    [
+      'notifications/progress',
+      'notifications/progress',
+      'notifications/progress',
+      'notifications/progress',
+      'p',
+    ],
+  );
+});
+
+test('a batch is answered on one stream that ends after the last of its answers', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const r = await postToSession(
+    target,
+    JSON.stringify([
+      call('slow', 'sleep', { ms: 200 }),
+      { jsonrpc: '2.0', method: 'notifications/roots/list_changed' },
+      call('quick', 'echo', { text: 'q' }),
+    ]),
+  );
+  assert.is(r.status, 200);
+  assert.equal(
+    events(await r.text()).map((m) => m.id),
+    ['quick', 'slow'],
+  );
+});
+
+test('notifications alone are accepted with 202 and no body', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const r = await postToSession(
+    target,
+    JSON.stringify({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' }),
+  );
+  assert.is(r.status, 202);
+  assert.is(await r.text(), '');
+});
+
+test('a slow call shows its stream open long before its answer', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const started = Date.now();
+  const r = await postToSession(target, JSON.stringify(call(1, 'sleep', { ms: 3000 })));
+  const headersAfter = Date.now() - started;
+  const body = await r.text();
+  const answeredAfter = Date.now() - started;
+  assert.is(r.status, 200);
+  // The headers wait 100 ms for an answer, then go out: far from the 3 s the call takes.
+  assert.ok(headersAfter < 2000, `headers after ${headersAfter} ms`);
+  assert.ok(answeredAfter >= 3000, `answered after ${answeredAfter} ms`);
+  assert.is(events(body)[0]!.id, 1);
+});
+
+test('a second initialize on a session, or initialize in a batch, is refused', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const initialize = {
+    jsonrpc: '2.0',
+    id: 9,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+  };
+  const again = await postToSession(target, JSON.stringify(initialize));
+  assert.is(again.status, 400);
+  assert.match(await again.text(), 'Server already initialized');
+
+  const batch = await fetch(ctx.endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify([initialize, { jsonrpc: '2.0', id: 10, method: 'ping' }]),
+  });
+  assert.is(batch.status, 400);
+  assert.match(await batch.text(), 'Only one initialization request');
+});
+
+test('one GET stream per session; it carries nothing unasked and ends with DELETE', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const headers = {
+    accept: 'text/event-stream',
+    'mcp-session-id': target.session,
+    'mcp-protocol-version': '2025-11-25',
+  };
+  const first = await fetch(ctx.endpoint, { headers });
+  assert.is(first.status, 200);
+  assert.is(first.headers.get('content-type'), 'text/event-stream');
+  const second = await fetch(ctx.endpoint, { headers });
+  assert.is(second.status, 409);
+  await second.text();
+  const refusedAccept = await fetch(ctx.endpoint, { headers: { ...headers, accept: 'application/json' } });
+  assert.is(refusedAccept.status, 406);
+  await refusedAccept.text();
+
+  const body = first.text();
+  const deleted = await fetch(ctx.endpoint, { method: 'DELETE', headers });
+  assert.is(deleted.status, 200);
+  assert.is(await body, '', 'the GET stream ended when the session did');
+  const after = await postToSession(target, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }));
+  assert.is(after.status, 404);
+  await after.text();
+});
+
+test('a request whose client left does not disturb the next one on the session', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  // Its headers come after 100 ms; then the client drops the stream while the call still runs.
+  const left = await postToSession(target, JSON.stringify(call('gone', 'sleep', { ms: 300 })));
+  await left.body!.cancel();
+  await new Promise((resolve) => setTimeout(resolve, 400)); // its answer arrives with nowhere to go
+  const r = await postToSession(target, JSON.stringify(call('next', 'echo', { text: 'ok' })));
+  assert.equal(
+    events(await r.text()).map((m) => m.id),
+    ['next'],
+  );
+});
+
+test.run();
