@@ -20,6 +20,8 @@ export function spawnServerChild(spec: StdioServerSpec, deps: UpstreamDeps): Std
     {
       stderr: (server, line) => log.info('child-stderr', { server, line }),
       skipped: (server, line) => log.warn('child-stdout-not-jsonrpc', { server, line: line.slice(0, 200) }),
+      stdinStuck: (server, queued) =>
+        log.warn('child-stdin-stuck', { server, queued, note: 'stopped reading its stdin; stopping it' }),
     },
   );
 }

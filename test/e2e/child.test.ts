@@ -28,6 +28,7 @@ function start(name: string, args: string[] = [], options: Partial<StdioChildOpt
   const messages: JSONRPCMessage[] = [];
   const events: string[] = [];
   const exits: ChildExit[] = [];
+  const stuck: number[] = [];
   const child = spawnStdioChild(
     {
       name,
@@ -37,7 +38,11 @@ function start(name: string, args: string[] = [], options: Partial<StdioChildOpt
       env: { PATH: process.env.PATH ?? '' },
       ...options,
     },
-    { stderr: (_server, line) => stderr.push(line), skipped: (_server, line) => skipped.push(line) },
+    {
+      stderr: (_server, line) => stderr.push(line),
+      skipped: (_server, line) => skipped.push(line),
+      stdinStuck: (_server, queued) => stuck.push(queued),
+    },
   );
   started.push(child);
   child.onmessage = (message) => {
@@ -48,7 +53,7 @@ function start(name: string, args: string[] = [], options: Partial<StdioChildOpt
     exits.push(exit);
     events.push('exit');
   };
-  return { child, stderr, skipped, messages, events, exits };
+  return { child, stderr, skipped, messages, events, exits, stuck };
 }
 
 type Started = ReturnType<typeof start>;
@@ -155,13 +160,42 @@ test('a message written in pieces and ended by \\r\\n arrives whole', async () =
   assert.equal(h.skipped.length, 2);
 });
 
-test('a 1 MiB message round-trips unchanged', async () => {
+test('messages sent in one tick arrive whole, in order, each on its own line, a 1 MiB one among them', async () => {
   const h = start('echo-lines');
   const data = 'é'.repeat(MiB / 2) + 'x'.repeat(MiB / 4);
-  const message: JSONRPCMessage = { jsonrpc: '2.0', method: 'notifications/big', params: { data } };
-  h.child.send(message);
-  await waitFor(() => h.messages.length === 1, 10_000, 'the big message back');
-  assert.equal(h.messages[0], message);
+  const sent: JSONRPCMessage[] = [];
+  for (let i = 0; i < 40; i++) {
+    sent.push({ jsonrpc: '2.0', method: 'notifications/small', params: { i } });
+    if (i === 20) sent.push({ jsonrpc: '2.0', method: 'notifications/big', params: { data } });
+  }
+  for (const message of sent) h.child.send(message);
+  // The fixture echoes line by line: two messages on one line would come back as one skipped line.
+  await waitFor(() => h.messages.length === sent.length, 10_000, 'every message back');
+  assert.equal(h.messages, sent);
+  assert.is(h.skipped.length, 2, 'only the two lines the fixture starts with');
+});
+
+test('the messages of one turn of the event loop leave in one write', async () => {
+  const h = start('echo-lines');
+  await request(h, 'env');
+  // The kernel counts this process's write syscalls; the pipe has room for all of them at once.
+  const writes = () => Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+  const before = writes();
+  await new Promise<void>((resolve) => {
+    // Ten callbacks of one turn, like requests that arrive together, each in an I/O callback of its own.
+    for (let c = 0; c < 10; c++) {
+      setImmediate(() => {
+        for (let i = 0; i < 10; i++)
+          h.child.send({ jsonrpc: '2.0', method: 'notifications/small', params: { i } });
+      });
+    }
+    // The next turn, after the write.
+    setImmediate(() => setImmediate(resolve));
+  });
+  const written = writes() - before;
+  // One, give or take a wake-up of the event loop from one of Node's own threads (an eventfd write).
+  assert.ok(written >= 1 && written <= 3, `${written} write syscalls for 100 messages`);
+  await waitFor(() => h.messages.length === 101, 5000, 'the messages back');
 });
 
 test('a stdout line past 64 MiB is dropped with a note, and the next message still arrives', async () => {
@@ -250,6 +284,48 @@ test('writing to a child that stopped reading does not crash the proxy', async (
   assert.equal(h.exits, [], 'the child is still running');
   await within(h.child.stop(), 5000, 'stop');
   h.child.send(big);
+});
+
+test('a child that stops reading its stdin is stopped once more than the bound waits for it', async () => {
+  const bound = MiB;
+  // stubborn never reads its stdin, and ignores TERM: it is KILLed after the grace.
+  const h = start('stubborn', [], { stopGraceMs: 300, maxQueuedStdin: bound });
+  const { pid, grandchild } = await stubbornPids(h);
+  const data = 'x'.repeat(64 * 1024);
+  const message: JSONRPCMessage = { jsonrpc: '2.0', method: 'notifications/big', params: { data } };
+  const line = JSON.stringify(message).length + 1;
+  // One message per turn of the event loop, as requests come in, until the proxy gives up (or never would).
+  for (let sent = 0; h.stuck.length === 0 && sent < 64 * MiB; sent += line) {
+    h.child.send(message);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.is(h.stuck.length, 1, 'found stuck');
+  const [queued = 0] = h.stuck;
+  assert.ok(
+    queued > bound && queued <= bound + line,
+    `${queued} characters queued at most one line past the bound`,
+  );
+  for (let i = 0; i < 5; i++) h.child.send(message);
+  assert.is(h.stuck.length, 1, 'later messages are dropped, not counted again');
+  await waitFor(() => h.exits.length === 1, 5000, 'the exit');
+  assert.equal(h.exits, [{ code: null, signal: 'SIGKILL' }]);
+  await allGone([pid, grandchild], 'the group to be gone');
+});
+
+test('the bound counts what the child has not taken yet: a larger message still goes to a child that reads', async () => {
+  const h = start('echo-lines', [], { maxQueuedStdin: 256 * 1024 });
+  const message: JSONRPCMessage = {
+    jsonrpc: '2.0',
+    method: 'notifications/big',
+    params: { data: 'x'.repeat(MiB) },
+  };
+  for (let i = 1; i <= 3; i++) {
+    h.child.send(message);
+    await waitFor(() => h.messages.length === i, 10_000, `big message ${i} back`);
+  }
+  assert.equal(h.messages, [message, message, message]);
+  assert.equal(h.stuck, []);
+  assert.equal(h.exits, []);
 });
 
 test('a command that does not exist reports through onexit, asynchronously', async () => {
