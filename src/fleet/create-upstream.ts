@@ -1,5 +1,5 @@
 import type { RemoteServerSpec, ServerSpec } from '../manifest/types.js';
-import { createRemoteUpstream } from '../upstream/remote.js';
+import { createRemoteUpstream, type BearerTokens } from '../upstream/remote.js';
 import { createSessionStdioUpstream } from '../upstream/session-stdio.js';
 import { createSharedStdioUpstream } from '../upstream/shared-stdio.js';
 import type { UpstreamDeps } from '../upstream/types.js';
@@ -11,7 +11,7 @@ export function createUpstream(spec: ServerSpec, deps: UpstreamDeps): Upstream {
   if (spec.kind === 'remote') {
     return createRemoteUpstream(spec, {
       log: deps.log,
-      identityToken: identityToken(spec, deps),
+      identityTokens: identityTokens(spec, deps),
       ...(deps.maxBodyBytes && { maxBodyBytes: deps.maxBodyBytes }),
     });
   }
@@ -21,13 +21,16 @@ export function createUpstream(spec: ServerSpec, deps: UpstreamDeps): Upstream {
 }
 
 /** For a remote server with `useWorkloadIdentity`: where its bearer tokens come from. */
-function identityToken(spec: RemoteServerSpec, deps: UpstreamDeps): (() => Promise<string>) | undefined {
+function identityTokens(spec: RemoteServerSpec, deps: UpstreamDeps): BearerTokens | undefined {
   if (!spec.useWorkloadIdentity) return undefined;
   const { scope } = spec;
   // The loader refuses this combination; the check keeps it from reaching the token endpoint if it ever slips by.
   if (scope === undefined) {
-    return () => Promise.reject(new Error('no workload identity token: the server names no scope'));
+    return {
+      next: () => Promise.reject(new Error('no workload identity token: the server names no scope')),
+      refused: () => {},
+    };
   }
   const identity = workloadIdentity(deps.env, deps.log);
-  return () => identity.token(scope);
+  return { next: () => identity.token(scope), refused: (token) => identity.refused(scope, token) };
 }

@@ -8,8 +8,8 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { pipeline } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { urlToHttpOptions } from 'node:url';
 import { silentLogger, type Logger } from '../log.js';
 import type { RemoteServerSpec } from '../manifest/types.js';
 import { ErrorCode, errorBody } from './jsonrpc.js';
@@ -21,7 +21,7 @@ const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
 const UPSTREAM_TIMEOUT = ErrorCode.RequestTimeout;
 
 /** Connection-scoped headers (RFC 9110 §7.6.1, plus the legacy Proxy-Connection): never relayed. */
-const HOP_BY_HOP = [
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-authenticate',
@@ -31,7 +31,7 @@ const HOP_BY_HOP = [
   'trailer',
   'transfer-encoding',
   'upgrade',
-];
+]);
 
 /**
  * Client headers that stop here. Host names the proxy, not the upstream: Node then sends the upstream's
@@ -39,7 +39,8 @@ const HOP_BY_HOP = [
  * MCP's security guidance forbids passing it through. Expect was already answered by the proxy's own HTTP
  * server, which sent the 100 Continue.
  */
-const CLIENT_ONLY = ['host', 'authorization', 'expect'];
+const CLIENT_ONLY: ReadonlySet<string> = new Set(['host', 'authorization', 'expect']);
+const NONE: ReadonlySet<string> = new Set();
 
 /** Bodies up to this size are also kept aside as they stream past, so that an error answer can carry their id. */
 const PEEK_LIMIT = 64 * 1024;
@@ -49,35 +50,86 @@ const PEEK_WAIT_MS = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Copies the end-to-end headers: drops the hop-by-hop ones, those the Connection header names, and `also`. */
-function endToEnd(headers: IncomingHttpHeaders, also: readonly string[]): OutgoingHttpHeaders {
-  const named = (headers.connection ?? '').split(',').map((token) => token.trim().toLowerCase());
-  const dropped = new Set([...HOP_BY_HOP, ...named, ...also]);
+function endToEnd(headers: IncomingHttpHeaders, also: ReadonlySet<string>): OutgoingHttpHeaders {
+  // Runs twice per exchange: the Connection header (most often just `keep-alive`) is split only if present.
+  const named = headers.connection?.split(',').map((token) => token.trim().toLowerCase());
   const kept: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !dropped.has(name)) kept[name] = value;
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || also.has(name) || named?.includes(name)) continue;
+    kept[name] = value;
   }
   return kept;
 }
 
 function upstreamRequestHeaders(
   client: IncomingHttpHeaders,
-  configured: Record<string, string>,
+  configured: OutgoingHttpHeaders,
   authorization: string | undefined,
 ): OutgoingHttpHeaders {
   const headers = endToEnd(client, CLIENT_ONLY);
-  for (const [name, value] of Object.entries(configured)) headers[name.toLowerCase()] = value;
+  Object.assign(headers, configured);
   // The workload-identity token wins over a configured Authorization: the manifest asked for the identity.
   if (authorization !== undefined) headers.authorization = authorization;
   return headers;
 }
 
 function clientResponseHeaders(upstream: IncomingMessage): OutgoingHttpHeaders {
-  const headers = endToEnd(upstream.headers, []);
+  const headers = endToEnd(upstream.headers, NONE);
   // nginx in front would otherwise hold SSE events back until its buffer fills.
   if (upstream.headers['content-type']?.toLowerCase().startsWith('text/event-stream')) {
     headers['x-accel-buffering'] = 'no';
   }
   return headers;
+}
+
+/**
+ * How long response headers wait for the first chunk of the body before they go out alone. With the body,
+ * they cost no write of their own and wake the client once. Alone, they tell an SSE client that its stream
+ * is open, which for a GET stream may be long before its first event: that must not wait for the event.
+ * The rule is the same for every content type, since a JSON body normally comes with its headers anyway.
+ * An upstream that writes its headers apart from the body (the SDK's server does, for every answer) often
+ * has them read here a few microseconds before the body, in a read of their own; a millisecond covers that
+ * and delays nothing a client can act on: it cannot finish reading an answer before the body arrives.
+ */
+const HEADERS_WAIT_MS = 1;
+
+/**
+ * Relays the upstream's response body to the client as it arrives, and calls `closed` once the client's
+ * response has closed: complete, or cut by either side (an upstream that cuts its stream cuts the client's,
+ * which then never looks complete). What arrives together leaves together: from a read's first chunk the
+ * client's socket is corked until the end of that turn of the event loop, or until the response ends
+ * (end() uncorks), so the headers, the body and the end of a short answer go out in one write. Written out
+ * rather than with stream.pipeline, which allocates an AbortController per call and aborts it when done
+ * (a DOMException with a stack trace: a tenth of the passthrough's CPU), or pipe(), which adds listeners
+ * this needs none of.
+ */
+function relay(upstreamRes: IncomingMessage, res: ServerResponse, closed: () => void): void {
+  const headersAlone = setTimeout(() => res.flushHeaders(), HEADERS_WAIT_MS);
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
+  upstreamRes.on('data', (chunk: Buffer) => {
+    clearTimeout(headersAlone);
+    if (!corked) {
+      corked = true;
+      res.cork();
+      setImmediate(uncork);
+    }
+    if (!res.write(chunk)) upstreamRes.pause();
+  });
+  res.on('drain', () => upstreamRes.resume());
+  upstreamRes.on('end', () => {
+    clearTimeout(headersAlone);
+    res.end();
+  });
+  upstreamRes.on('error', () => res.destroy());
+  res.on('close', () => {
+    clearTimeout(headersAlone);
+    closed();
+  });
 }
 
 function answerError(
@@ -184,27 +236,41 @@ class SessionLedger {
   }
 }
 
+/** The workload identity's tokens for one server (its scope). */
+export interface BearerTokens {
+  /** The token to send next. Rejects with a message fit for a client when there is none. */
+  next(): Promise<string>;
+  /** The upstream answered 401 to a request that carried `token`: the next request should not send it again. */
+  refused(token: string): void;
+}
+
 /**
  * A remote Streamable HTTP server, served by passing each request through to `spec.url`: bodies and SSE
  * streams are piped both ways as they arrive, never buffered. `handle` resolves when the exchange is over
  * (the response has ended or either side has gone), which for an SSE stream may be hours later.
- * With `identityToken` (a server with `useWorkloadIdentity`), every request carries `Authorization: Bearer`
- * with the token it yields, and a request for which it yields none is answered here, never sent.
+ * With `identityTokens` (a server with `useWorkloadIdentity`), every request carries `Authorization: Bearer`
+ * with the token they yield, and a request for which they yield none is answered here, never sent.
  */
 export interface RemoteOptions {
   log?: Logger;
   /** Where bearer tokens come from, for a server with `useWorkloadIdentity`. */
-  identityToken?: () => Promise<string>;
+  identityTokens?: BearerTokens;
   /** The largest request body passed on (`limits.maxBodyBytes`, which a reload may change). */
   maxBodyBytes?: () => number;
 }
 
 export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOptions = {}): Upstream {
-  const { log = silentLogger, identityToken, maxBodyBytes } = options;
+  const { log = silentLogger, identityTokens, maxBodyBytes } = options;
   const url = new URL(spec.url);
   const secure = url.protocol === 'https:';
   const send = secure ? httpsRequest : httpRequest;
+  // Node's defaults otherwise: sockets unlimited, up to 256 kept idle, the most recently used taken first
+  // (scheduling 'lifo'), so sequential exchanges keep reusing one warm connection.
   const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  // Converted once: url and headers never change for the life of this upstream (a change restarts it).
+  const target = { ...urlToHttpOptions(url), agent };
+  const configuredHeaders: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(spec.headers)) configuredHeaders[name.toLowerCase()] = value;
   const sessions = new SessionLedger(() => spec.idleTimeoutMs);
   /** Aborts every exchange still running, for stop(). */
   const inFlight = new Set<() => void>();
@@ -220,18 +286,23 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     return message;
   }
 
+  /** `token`: the workload-identity token to send as `Authorization: Bearer`, for a server that has one. */
   function exchange(
     req: IncomingMessage,
     res: ServerResponse,
-    authorization: string | undefined,
+    token: string | undefined,
     done: () => void,
   ): void {
     let upstreamReq: ClientRequest;
     try {
-      upstreamReq = send(url, {
+      upstreamReq = send({
+        ...target,
         method: req.method,
-        headers: upstreamRequestHeaders(req.headers, spec.headers, authorization),
-        agent,
+        headers: upstreamRequestHeaders(
+          req.headers,
+          configuredHeaders,
+          token === undefined ? undefined : `Bearer ${token}`,
+        ),
       });
     } catch (error) {
       // Node validates headers here: a configured header value it refuses fails every request alike.
@@ -264,7 +335,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     let upstreamResponse: IncomingMessage | undefined;
     res.on('close', () => {
       // Closed unfinished: the client left, unless the upstream's response broke first and took the
-      // client's with it (Node 24 reports this 'close' before the pipeline's callback).
+      // client's with it (relay destroys the client's response only once the upstream's has its error).
       if (!res.writableFinished && !upstreamResponse?.errored) abort('client');
     });
     req.on('error', () => abort('client'));
@@ -281,6 +352,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
         status,
         upstreamRes.headers['mcp-session-id'],
       );
+      if (status === 401 && token !== undefined) identityTokens?.refused(token);
       try {
         res.writeHead(status, upstreamRes.statusMessage, clientResponseHeaders(upstreamRes));
       } catch (error) {
@@ -291,17 +363,17 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
         answerError(res, 502, null, failed(message), UPSTREAM_ERROR);
         return finish();
       }
-      // Headers go out now, not with the first event, which an SSE stream may send much later.
-      res.flushHeaders();
-      pipeline(upstreamRes, res, (error) => {
-        if (error && abortedFor === undefined)
-          failed(`upstream ${spec.name} cut its response: ${error.message}`);
+      relay(upstreamRes, res, () => {
+        const cut = upstreamRes.errored;
+        if (cut && !res.writableFinished && abortedFor === undefined) {
+          failed(`upstream ${spec.name} cut its response: ${cut.message}`);
+        }
         finish();
       });
     });
 
     upstreamReq.on('error', (error) => {
-      if (responded) return; // the response pipeline sees the same failure and reports it
+      if (responded) return; // the relay sees the same failure and reports it
       if (abortedFor === 'client') return finish();
       void peek.id().then((id) => {
         if (abortedFor === 'stop') answerError(res, 503, id, stoppedMessage, UPSTREAM_ERROR);
@@ -341,11 +413,11 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
   async function exchangeWithIdentity(
     req: IncomingMessage,
     res: ServerResponse,
-    nextToken: () => Promise<string>,
+    tokens: BearerTokens,
   ): Promise<void> {
     let token: string;
     try {
-      token = await nextToken();
+      token = await tokens.next();
     } catch (error) {
       // 503, not 502: the upstream was not asked and is not at fault; the proxy cannot serve this server
       // until its identity works again, which may be temporary (the token endpoint) or not (configuration).
@@ -356,7 +428,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     // The token may have taken a while: the proxy may have stopped this server, or the client left.
     if (state === 'stopped') return answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
     if (res.destroyed) return;
-    return new Promise((resolve) => exchange(req, res, `Bearer ${token}`, resolve));
+    return new Promise((resolve) => exchange(req, res, token, resolve));
   }
 
   return {
@@ -378,7 +450,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
         answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
         return Promise.resolve();
       }
-      if (identityToken) return exchangeWithIdentity(req, res, identityToken);
+      if (identityTokens) return exchangeWithIdentity(req, res, identityTokens);
       return new Promise((resolve) => exchange(req, res, undefined, resolve));
     },
     async stop() {

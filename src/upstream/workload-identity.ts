@@ -5,7 +5,9 @@
  * scope's token in memory and goes back to the token endpoint only once less than 5 minutes of the token
  * remain, or once the `refresh_in` the endpoint sent has passed (that call still returns the old token; the
  * next one gets the new). It does not coalesce calls: concurrent calls that find no usable token each fetch
- * one, so here callers share the call in progress for their scope.
+ * one, so here callers share the call in progress for their scope. Nor can a caller tell it to skip its
+ * cache (only a claims challenge does, and that asks the endpoint for something else), so a token that an
+ * upstream refuses is dropped by replacing the credential: each scope has one of its own.
  *
  * Every setting the credential takes as an option is passed from the environment given, so the library
  * never falls back to process.env for them. What it still reads from process.env, with no option to
@@ -22,6 +24,11 @@ import type { Environment } from '../manifest/interpolate.js';
 export interface WorkloadIdentity {
   /** A token for `scope`. Rejects with a message fit for a client: it names the cause and holds no secret. */
   token(scope: string): Promise<string>;
+  /**
+   * An upstream answered 401 to `token`, a token for `scope` (revoked, say, or signed with a key it no
+   * longer trusts): the next token(scope) fetches a new one, unless a newer one is in use already.
+   */
+  refused(scope: string, token: string): void;
 }
 
 /** Without any of these the credential cannot ask for a token. */
@@ -31,6 +38,12 @@ const PUBLIC_CLOUD = 'https://login.microsoftonline.com';
 /** Per HTTP attempt to the authority: the library sets no limit, so a silent endpoint would hold requests forever. */
 const ATTEMPT_TIMEOUT_MS = 10_000;
 const MAX_REASON_LENGTH = 300;
+/**
+ * A refused token is dropped at most this often per scope. An upstream that refuses every token (it expects
+ * another audience, say) would otherwise send each of its requests to the token endpoint, which throttles
+ * an application that asks too often, for every scope at once.
+ */
+const REFUSAL_REFETCH_INTERVAL_MS = 10_000;
 /** The federated assertion and the tokens are JWTs; an error message must never carry one. */
 const JWT = /eyJ[\w-]*\.[\w-]*(\.[\w-]*)?/g;
 
@@ -50,19 +63,32 @@ export function workloadIdentity(env: Environment, log: Logger): WorkloadIdentit
   return identity;
 }
 
+/** A scope's credential and the token it last handed out. */
+interface ScopeCredential {
+  credential: Promise<WorkloadIdentityCredential | string>;
+  lastToken?: string;
+}
+
 function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity {
-  /** Built on the first token asked for: see createCredential. */
-  let credential: Promise<WorkloadIdentityCredential | string> | undefined;
+  /** Built on the first token asked for (see createCredential), one per scope, replaced when refused. */
+  const credentials = new Map<string, ScopeCredential>();
   const pending = new Map<string, Promise<string>>();
   /** Expiry of the token last handed out per scope: a different one means a new token, worth a log line. */
   const expiries = new Map<string, number>();
+  /** When a refusal last replaced each scope's credential. */
+  const replacedAt = new Map<string, number>();
 
   const fetchToken = async (scope: string): Promise<string> => {
-    credential ??= createCredential(env);
-    const ready = await credential;
+    let scoped = credentials.get(scope);
+    if (!scoped) {
+      scoped = { credential: createCredential(env) };
+      credentials.set(scope, scoped);
+    }
+    const ready = await scoped.credential;
     if (typeof ready === 'string') throw noToken(scope, ready);
     try {
       const token = await ready.getToken(scope);
+      scoped.lastToken = token.token;
       if (expiries.get(scope) !== token.expiresOnTimestamp) {
         expiries.set(scope, token.expiresOnTimestamp);
         const expiresOn = new Date(token.expiresOnTimestamp).toISOString();
@@ -78,10 +104,24 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
     token(scope) {
       let shared = pending.get(scope);
       if (!shared) {
-        shared = fetchToken(scope).finally(() => pending.delete(scope));
-        pending.set(scope, shared);
+        const fetching = fetchToken(scope).finally(() => {
+          // A refusal may have replaced this call with one on a new credential meanwhile.
+          if (pending.get(scope) === fetching) pending.delete(scope);
+        });
+        pending.set(scope, fetching);
+        shared = fetching;
       }
       return shared;
+    },
+    refused(scope, token) {
+      if (credentials.get(scope)?.lastToken !== token) return;
+      const now = Date.now();
+      if (now - (replacedAt.get(scope) ?? -Infinity) < REFUSAL_REFETCH_INTERVAL_MS) return;
+      replacedAt.set(scope, now);
+      credentials.delete(scope);
+      // A call in progress would get the refused token from the old credential's cache.
+      pending.delete(scope);
+      log.warn('workload-identity-token-refused', { scope });
     },
   };
 }

@@ -193,6 +193,8 @@ interface Recorded {
   url: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** The proxy's end of the connection the request came on. */
+  port: number | undefined;
 }
 
 let raw: Server;
@@ -205,6 +207,10 @@ let hangArrived = deferred();
 let upstreamClosed = deferred();
 /** Resolves when /upload has received the first chunk of its body. */
 let firstChunk = deferred();
+/** What /flood has written so far, of FLOOD_BYTES. */
+let flooded = 0;
+const FLOOD_BYTES = 64 * 1024 * 1024;
+const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 'f');
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 const event = (n: number) => `id: ${n}\ndata: {"n":${n}}\n\n`;
@@ -218,6 +224,7 @@ async function rawUpstream(req: IncomingMessage, res: ServerResponse): Promise<v
         url: req.url ?? '',
         headers: req.headers,
         body: await readAll(req),
+        port: req.socket.remotePort,
       };
       res.writeHead(200, {
         'content-type': 'application/json',
@@ -242,9 +249,26 @@ async function rawUpstream(req: IncomingMessage, res: ServerResponse): Promise<v
       res.writeHead(200, SSE_HEADERS);
       res.write(event(1));
       return void setTimeout(() => res.socket?.destroy(), 50);
+    case '/sse-after-headers':
+      // The answer to a call, a while after the headers, as the SDK's server sends it.
+      res.writeHead(200, SSE_HEADERS).flushHeaders();
+      return void setTimeout(() => res.end(event(1)), 20);
     case '/sse-late':
       res.writeHead(200, SSE_HEADERS).flushHeaders();
       return void setTimeout(() => res.end(event(1)), 300);
+    case '/cut-after-headers':
+      res.writeHead(200, SSE_HEADERS).flushHeaders();
+      return void setImmediate(() => res.socket?.destroy());
+    case '/flood': {
+      // Writes as fast as the proxy takes it: only backpressure from the client holds it back.
+      flooded = 0;
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      while (flooded < FLOOD_BYTES) {
+        flooded += FLOOD_CHUNK.length;
+        if (!res.write(FLOOD_CHUNK)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      return void res.end();
+    }
     case '/hang':
       hangArrived.resolve();
       return void res.on('close', () => upstreamClosed.resolve());
@@ -447,6 +471,61 @@ test('method, body, session id, protocol version, Last-Event-ID, Accept and Cont
   assert.is(upstream.status().sessions, 0);
 });
 
+/**
+ * A proxy like proxy()'s that records what it hands the client's socket, one entry per write (a write
+ * batched with writev counts once).
+ */
+async function proxyRecordingWrites(spec: RemoteServerSpec): Promise<{ port: number; writes: string[] }> {
+  const upstream = createRemoteUpstream(spec);
+  const writes: string[] = [];
+  const server = await listen((req, res) => {
+    const socket = req.socket;
+    const write = socket._write.bind(socket);
+    const writev = socket._writev!.bind(socket);
+    socket._write = (chunk: Buffer, encoding, callback) => {
+      writes.push(chunk.toString('latin1'));
+      write(chunk, encoding, callback);
+    };
+    socket._writev = (chunks, callback) => {
+      writes.push(chunks.map(({ chunk }) => Buffer.from(chunk).toString('latin1')).join(''));
+      writev(chunks, callback);
+    };
+    void upstream.handle(req, res);
+  });
+  proxies.push({ upstream, server });
+  return { port: portOf(server), writes };
+}
+
+test('a short answer leaves in one write: headers, body and the end of the stream together', async () => {
+  const { port, writes } = await proxyRecordingWrites(remoteSpec('one-write', rawUrl('/record')));
+  // The upstream sends its answer in one write, so it reaches the proxy in one read.
+  const reply = await send(port, { method: 'POST', body: '{}' });
+  assert.is(reply.body, '{"ok":true}');
+  assert.is(writes.length, 1, `${writes.length} writes: ${JSON.stringify(writes)}`);
+  assert.match(writes[0]!, /^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nb\r\n\{"ok":true\}\r\n0\r\n\r\n$/s);
+});
+
+test('an SSE event that comes after the headers leaves with the end of the stream, in one write', async () => {
+  const { port, writes } = await proxyRecordingWrites(remoteSpec('sse-after', rawUrl('/sse-after-headers')));
+  const reply = await send(port, { method: 'POST', body: '{}' });
+  assert.is(reply.body, event(1));
+  // The headers go ahead alone once they have waited their millisecond for the event (or with it, if the
+  // proxy happened to read both at once); the event and the end of the stream leave together.
+  assert.ok(writes.length <= 2, JSON.stringify(writes));
+  assert.match(writes[0]!, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(writes.at(-1)!, `15\r\n${event(1)}\r\n0\r\n\r\n`);
+});
+
+test('sequential exchanges reuse one upstream connection', async () => {
+  const { port } = await proxy(remoteSpec('keep-alive', rawUrl('/record')));
+  const ports = new Set<number | undefined>();
+  for (let i = 0; i < 3; i++) {
+    await send(port, { method: 'POST', body: '{}' });
+    ports.add(recorded!.port);
+  }
+  assert.is(ports.size, 1);
+});
+
 test('SSE headers and each event reach the client before the upstream has sent the next', async () => {
   gates = [deferred(), deferred()];
   const { port } = await proxy(remoteSpec('sse', rawUrl('/sse-gated')));
@@ -601,6 +680,41 @@ test('an upstream that cuts its stream ends the client response', async () => {
   assert.is(res.complete, false, 'a cut stream must not look complete');
   await waitFor(() => active() === 0, BOUND_MS, 'handle() to resolve');
   assert.match(upstream.status().lastError ?? '', 'upstream cutter cut its response');
+});
+
+test('an upstream that cuts its stream before any body leaves the client no complete response', async () => {
+  const { port, upstream, active } = await proxy(remoteSpec('early-cut', rawUrl('/cut-after-headers')));
+  // Depending on whether the held headers had gone out when the cut came, the client sees its connection
+  // closed or a response that never completes: never a complete one.
+  const outcome = await within(
+    new Promise<string>((resolve) => {
+      const req = request({ host: '127.0.0.1', port }, (res) => {
+        res.on('error', () => {});
+        res.resume();
+        res.on('close', () => resolve(res.complete ? 'complete' : 'cut'));
+      });
+      req.on('error', () => resolve('cut'));
+      req.end();
+    }),
+    'the client response to end',
+  );
+  assert.is(outcome, 'cut');
+  await waitFor(() => active() === 0, BOUND_MS, 'handle() to resolve');
+  assert.match(upstream.status().lastError ?? '', 'upstream early-cut cut its response');
+});
+
+test('a client that reads slowly holds the upstream back, and still gets every byte', async () => {
+  const { port } = await proxy(remoteSpec('flood', rawUrl('/flood')));
+  const res = await open(port);
+  res.pause();
+  // Without backpressure the proxy would read all of it into memory while the client reads nothing.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(flooded < FLOOD_BYTES, `the upstream wrote ${flooded} bytes to a client that read none`);
+  let received = 0;
+  res.on('data', (chunk: Buffer) => (received += chunk.length));
+  res.resume();
+  await within(closed(res), 'the whole flood');
+  assert.is(received, FLOOD_BYTES);
 });
 
 test('stop() ends in-flight exchanges, answers 503 afterwards and reports stopped', async () => {

@@ -93,6 +93,7 @@ test.before(async (context) => {
         '    headers: { Authorization: "Bearer configured", X-Api-Key: configured-key }\n',
     ),
     remote('short', up, '    useWorkloadIdentity: true\n    scope: api://short/.default\n'),
+    remote('revoked', up, '    useWorkloadIdentity: true\n    scope: api://revoked/.default\n'),
     remote('denied', up, '    useWorkloadIdentity: true\n    scope: api://denied/.default\n'),
     remote('plain', up, '    headers: { Authorization: "Bearer configured" }\n'),
     `  with-identity:\n    command: ${JSON.stringify(echo.command)}\n    args: ${list(echo.args)}\n    useWorkloadIdentity: true`,
@@ -181,6 +182,49 @@ test('later requests reuse the cached token', async ({ proxy, upstream, endpoint
     upstream.on('/api').at(-1)?.headers.authorization,
     `Bearer ${issued.get('api://test/.default')![0]}`,
   );
+});
+
+test('a token the upstream refuses (401) is dropped: the next request fetches a new one and sends it', async ({
+  proxy,
+  upstream,
+  endpoint,
+  issued,
+}) => {
+  const scope = 'api://revoked/.default';
+  const lastSeen = () => upstream.on('/revoked').at(-1)?.headers.authorization;
+  assert.is((await ping(proxy, 'revoked')).status, 200);
+  const first = issued.get(scope)![0]!;
+  assert.is(lastSeen(), `Bearer ${first}`);
+
+  // Revoked upstream-side, long before it expires: the request that finds out gets the 401, not a retry.
+  upstream.refuse(`Bearer ${first}`);
+  const refused = await ping(proxy, 'revoked');
+  assert.is(refused.status, 401);
+  assert.equal(refused.body, { error: 'invalid_token' });
+  assert.is(tokenRequestsFor(endpoint, scope).length, 1);
+
+  assert.is((await ping(proxy, 'revoked')).status, 200);
+  assert.is(tokenRequestsFor(endpoint, scope).length, 2, 'the next request fetched a new token');
+  const second = issued.get(scope)![1]!;
+  assert.is(lastSeen(), `Bearer ${second}`);
+  assert.is((await ping(proxy, 'revoked')).status, 200);
+  assert.is(tokenRequestsFor(endpoint, scope).length, 2, 'and the new one is cached');
+  assert.match(proxy.stderr(), '"event":"workload-identity-token-refused"');
+});
+
+test('an upstream that refuses every token does not send each request to the token endpoint', async ({
+  proxy,
+  upstream,
+  endpoint,
+  issued,
+}) => {
+  // Runs right after the test above: the scope's token was replaced moments ago.
+  const scope = 'api://revoked/.default';
+  const current = issued.get(scope)!.at(-1)!;
+  upstream.refuse(`Bearer ${current}`);
+  for (let i = 0; i < 3; i++) assert.is((await ping(proxy, 'revoked')).status, 401);
+  assert.is(tokenRequestsFor(endpoint, scope).length, 2, 'no new token within 10 s of the last refusal');
+  assert.is(upstream.on('/revoked').at(-1)?.headers.authorization, `Bearer ${current}`);
 });
 
 test('a token is renewed in the library’s window before it expires, and the new one used', async ({
