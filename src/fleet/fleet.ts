@@ -113,6 +113,17 @@ export class Fleet {
     });
   }
 
+  /**
+   * Client sessions open now across every server, draining versions included: what `list()` sums to,
+   * without building the listing. The proxy-wide session cap asks on every request that opens a session.
+   */
+  sessionCount(): number {
+    let open = 0;
+    for (const { upstream } of this.entries.values()) open += upstream?.status().sessions ?? 0;
+    for (const versions of this.draining.values()) for (const old of versions) open += old.status().sessions;
+    return open;
+  }
+
   /** Stops every version, current and draining. A reload under way is abandoned; later ones do nothing. */
   async stop(): Promise<void> {
     this.stopped = true;

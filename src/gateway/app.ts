@@ -18,7 +18,7 @@ export interface AppOptions {
   /** Access control, origins and limits; changed in place on reload. */
   settings: GatewaySettings;
   /** Counts requests in flight, for a graceful shutdown. */
-  inFlight?: InFlight;
+  inFlight: InFlight;
   /** Single-server mode: also serve this server at /mcp, as the gateway's per-adapter container did. */
   aliasAtRoot?: string;
 }
@@ -30,7 +30,7 @@ const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'
 const CLIENT_CLOSED = 499;
 
 /**
- * The HTTP face of the proxy. Middleware reads top to bottom: request id, access log and metrics, in-flight
+ * The HTTP face of the proxy. Middleware reads top to bottom: request id, access log, metrics and in-flight
  * count, origin check, routes; on the MCP routes, access control, then limits, then the server. Each MCP request looks its server up in the fleet at the time it arrives, so
  * a reload never re-mounts routes.
  */
@@ -44,8 +44,7 @@ export function createApp({ fleet, log, metrics, settings, aliasAtRoot, inFlight
   });
 
   app.use(requestId());
-  app.use(observe(log, metrics, aliasAtRoot));
-  if (inFlight) app.use(inFlight.middleware());
+  app.use(observe(log, metrics, inFlight, aliasAtRoot));
   app.use(originCheck(() => settings.allowedOrigins));
 
   const router = new Router();
@@ -107,30 +106,40 @@ export function createApp({ fleet, log, metrics, settings, aliasAtRoot, inFlight
 }
 
 /**
- * One access-log line and the request metrics per finished request. Both wait for the response to close,
- * not for `next()`: an MCP answer is written on the raw response and may stream long after the middleware
- * chain returned. The log line holds the method, the path without its query, the server, the status, the
- * time and the request id; never header values or bodies, which can carry tokens.
+ * One access-log line and the request metrics per finished request, and the in-flight count. All wait for
+ * the response to close, not for `next()`: an MCP answer is written on the raw response and may stream long
+ * after the middleware chain returned. They share one 'close' listener, which is paid for on every request.
+ * The log line holds the method, the path without its query, the server, the status, the time and the
+ * request id; never header values or bodies, which can carry tokens.
  */
-function observe(log: Logger, metrics: Metrics, aliasAtRoot: string | undefined): Koa.Middleware {
+function observe(
+  log: Logger,
+  metrics: Metrics,
+  inFlight: InFlight,
+  aliasAtRoot: string | undefined,
+): Koa.Middleware {
   return async (ctx, next) => {
     const started = performance.now();
     const { method, path } = ctx;
     // Found from the path rather than the router, so that requests refused before routing (origin, auth)
     // are counted against the server they were meant for.
     const server = mcpServerOf(path, aliasAtRoot);
+    const counted = inFlight.begin(method);
     ctx.res.once('close', () => {
+      if (counted) inFlight.end();
       const ms = performance.now() - started;
       const status = ctx.res.headersSent ? ctx.res.statusCode : CLIENT_CLOSED;
       if (server !== undefined) metrics.request({ server, method, status, seconds: ms / 1000 });
-      log.info('request', {
-        requestId: ctx.state.requestId,
-        method,
-        path,
-        ...(server !== undefined && { server }),
-        status,
-        ms: Math.round(ms * 10) / 10,
-      });
+      if (log.enabled('info')) {
+        log.info('request', {
+          requestId: ctx.state.requestId,
+          method,
+          path,
+          ...(server !== undefined && { server }),
+          status,
+          ms: Math.round(ms * 10) / 10,
+        });
+      }
     });
     await next();
   };
@@ -170,8 +179,7 @@ function withinLimits(
     return false;
   }
   if (ctx.method === 'POST' && sessionId === undefined && limits.maxSessions !== undefined) {
-    const open = fleet.list().reduce((sum, s) => sum + s.sessions, 0);
-    if (open >= limits.maxSessions) {
+    if (fleet.sessionCount() >= limits.maxSessions) {
       ctx.status = 503;
       ctx.set('Retry-After', '5');
       ctx.type = 'application/json';

@@ -1,5 +1,3 @@
-import type Koa from 'koa';
-
 /**
  * Counts requests being answered, so that shutdown can let them finish. A GET on an MCP endpoint is a
  * stream that lasts as long as the session: it is not waited for, it is closed with its session.
@@ -8,17 +6,19 @@ export class InFlight {
   private count = 0;
   private waiters: (() => void)[] = [];
 
-  middleware(): Koa.Middleware {
-    return async (ctx, next) => {
-      if (ctx.method === 'GET') return next();
-      this.count++;
-      // Raw MCP responses outlive `next()`: count until the response is really over.
-      ctx.res.once('close', () => {
-        this.count--;
-        if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
-      });
-      await next();
-    };
+  /**
+   * Counts a request from now until `end()`, unless it is a GET. Returns whether it was counted, that is
+   * whether `end()` is owed when its response closes (raw MCP responses outlive the middleware chain).
+   */
+  begin(method: string): boolean {
+    if (method === 'GET') return false;
+    this.count++;
+    return true;
+  }
+
+  end(): void {
+    this.count--;
+    if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
   }
 
   /** Resolves when no request is being answered, or after `ms`, whichever comes first. */

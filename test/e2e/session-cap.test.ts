@@ -1,0 +1,84 @@
+import { writeFileSync } from 'node:fs';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  connect,
+  fixtureCommand,
+  postInitialize,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+} from '../support/proxy.js';
+
+// The proxy-wide session cap (limits.maxSessions), counted across servers and across versions still
+// draining after a reload. The tests run in order on one proxy: each starts from the sessions the last left.
+
+const echo = fixtureCommand('echo');
+const manifestOf = (version: string) => `limits: { maxSessions: 2 }
+servers:
+  a:
+    command: ${JSON.stringify(echo.command)}
+    args: ${JSON.stringify(echo.args)}
+    env: { VERSION: "${version}" }
+  b:
+    command: ${JSON.stringify(echo.command)}
+    args: ${JSON.stringify(echo.args)}
+`;
+
+const test = suite<{ proxy: RunningProxy }>('session cap', {} as { proxy: RunningProxy });
+const clients: Client[] = [];
+
+test.before(async (ctx) => {
+  ctx.proxy = await startProxy(manifestOf('1'));
+});
+
+test.after(async (ctx) => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await ctx.proxy?.stop();
+});
+
+const open = async (proxy: RunningProxy, name: string) => {
+  const c = await connect(proxy.url, name);
+  clients.push(c.client);
+  return c;
+};
+
+/** The status of a raw initialize on `name`; an opened session is left open. */
+async function initializeStatus(proxy: RunningProxy, name: string): Promise<Response> {
+  const response = await postInitialize(`${proxy.url}/servers/${name}/mcp`);
+  if (response.ok) await response.body?.cancel();
+  return response;
+}
+
+let onA: Awaited<ReturnType<typeof open>>;
+
+test('sessions on every server count: at the cap, an initialize answers 503 with Retry-After', async ({
+  proxy,
+}) => {
+  onA = await open(proxy, 'a');
+  const onB = await open(proxy, 'b');
+  const refused = await initializeStatus(proxy, 'a');
+  assert.is(refused.status, 503);
+  assert.is(refused.headers.get('retry-after'), '5');
+  const body = (await refused.json()) as { error: { message: string } };
+  assert.match(body.error.message, 'the proxy has reached its limit of 2 sessions');
+
+  await onB.transport.terminateSession();
+  assert.is((await initializeStatus(proxy, 'b')).status, 200, 'a closed session frees its place');
+});
+
+test('sessions held by a version draining after a reload still count', async ({ proxy }) => {
+  writeFileSync(proxy.manifestPath, manifestOf('2')); // a restarts; its old version drains with onA's session
+  const pidsOfA = async () =>
+    (
+      (await (await fetch(`${proxy.url}/servers`)).json()) as { servers: { name: string; pids: number[] }[] }
+    ).servers.find((s) => s.name === 'a')!.pids;
+  await waitFor(async () => (await pidsOfA()).length === 2, 10_000, "a's new version beside the old");
+
+  assert.is((await initializeStatus(proxy, 'b')).status, 503);
+  await onA.transport.terminateSession();
+  assert.is((await initializeStatus(proxy, 'b')).status, 200);
+});
+
+test.run();
