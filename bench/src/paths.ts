@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -10,6 +11,12 @@ export const fromRoot = (...parts: string[]) => join(repoRoot, ...parts);
 export const node = process.execPath;
 /** The proxy's CLI and the fixture, as `npm run build` leaves them. */
 export const cliPath = fromRoot('dist', 'src', 'cli.js');
+/** The node flags the CLI declares on its first line: the proxy is run as its installed command runs. */
+export const cliNodeFlags = (): string[] =>
+  (/^#!\/usr\/bin\/env -S node(.*)$/.exec(readFileSync(cliPath, 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
+    .trim()
+    .split(' ')
+    .filter(Boolean);
 export const echoFixture = fromRoot('dist', 'test', 'fixtures', 'servers', 'echo.js');
 /** What identifies a fixture process in /proc/<pid>/cmdline. */
 export const FIXTURE_MARK = 'fixtures/servers/echo.js';

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientSpec } from './clients.js';
 import {
+  cliNodeFlags,
   cliPath,
   echoFixture,
   loopbackPreload,
@@ -107,6 +108,7 @@ export async function startProxy(
     [
       ...wrapper.slice(1),
       ...(wrapper.length > 0 ? [node] : []),
+      ...cliNodeFlags(),
       ...(options.nodeArgs ?? []),
       cliPath,
       'serve',

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -8,3 +9,11 @@ export const fromRoot = (...parts: string[]) => join(repoRoot, ...parts);
 
 /** The built CLI, as `npm test` builds it before running tests. */
 export const cliPath = fromRoot('dist', 'src', 'cli.js');
+
+/** The node flags the CLI declares on its first line (`#!/usr/bin/env -S node …`): how the proxy runs. */
+export function cliNodeFlags(): string[] {
+  const shebang = readFileSync(fromRoot('src', 'cli.ts'), 'utf8').split('\n', 1)[0]!;
+  const match = /^#!\/usr\/bin\/env -S node((?: --\S+)*)$/.exec(shebang);
+  if (!match) throw new Error(`src/cli.ts does not start with "#!/usr/bin/env -S node [flags]": ${shebang}`);
+  return match[1]!.trim().split(' ').filter(Boolean);
+}

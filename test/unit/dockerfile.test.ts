@@ -6,7 +6,7 @@ import { validate, ValidationSeverity, type ValidatorSettings } from 'dockerfile
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BASE_ENVIRONMENT } from '../../src/upstream/environment.js';
-import { cliPath, fromRoot } from '../support/paths.js';
+import { cliNodeFlags, cliPath, fromRoot } from '../support/paths.js';
 import { fixtureCommand, listeningUrl, stopProcess, postInitialize } from '../support/proxy.js';
 
 // No Docker engine runs in CI, so the image is never built here. What can go wrong without one being
@@ -60,7 +60,7 @@ test('the lint is not vacuous: a single-quoted CMD and a duration without unit a
 
 test('the final stage runs the built CLI under tini, in exec form, serving by default', () => {
   const entrypoint = execForm(only(final, 'ENTRYPOINT'));
-  assert.equal(entrypoint, ['/usr/bin/tini', '--', 'node', '/app/dist/src/cli.js']);
+  assert.equal(entrypoint, ['/usr/bin/tini', '--', 'node', ...cliNodeFlags(), '/app/dist/src/cli.js']);
   assert.equal(execForm(only(final, 'CMD')), ['serve']);
   // The tini at that path is Debian's package, installed in this very stage.
   assert.ok(aptPackages(final).includes('tini'));
@@ -339,7 +339,11 @@ function imageCommand(): string[] {
     if (word.startsWith('/app/')) return fromRoot(word.slice('/app/'.length));
     return word;
   });
-  assert.is(command[1], cliPath, 'the image runs the CLI that `npm run build` produces');
+  assert.is(
+    command[cliNodeFlags().length + 1],
+    cliPath,
+    'the image runs the CLI that `npm run build` produces',
+  );
   assert.ok(existsSync(cliPath));
   return command;
 }
