@@ -4,6 +4,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
 import { UnavailableError, type ChannelSource, type SessionChannel } from '../upstream/channel.js';
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
+import { parsedFrom } from '../upstream/message-text.js';
 import { DEFAULT_MAX_BODY_BYTES, readBody } from './body.js';
 import { ClientSession } from './client-session.js';
 import {
@@ -121,6 +122,7 @@ export class SessionEndpoint {
     }
     const messages = readMessages(parsed);
     if (!Array.isArray(messages)) return refuse(res, messages);
+    if (!Array.isArray(parsed)) parsedFrom(messages[0]!, body.text);
     if (sessionId === undefined) return this.initialize(res, messages);
 
     // Looked up again: the session may have ended while its body was read.

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { isJsonRpcMessage } from './jsonrpc.js';
+import { parsedFrom, textOf } from './message-text.js';
 import { whyNotRunnable } from './preflight.js';
 
 export interface StdioChildOptions {
@@ -138,7 +139,7 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
       // A destroyed stdin (EPIPE, or found stuck) is not writable: nothing is written, nothing thrown.
       if (leaderExit || finished || !stdin?.writable) return;
       if (stdin.writableLength > maxQueued) return stopStuck(stdin.writableLength);
-      const json = JSON.stringify(message);
+      const json = textOf(message);
       // One writev per turn of the event loop: the requests of many clients cost one syscall and wake the
       // child once. setImmediate, not nextTick: every request arrives in an I/O callback of its own, and
       // nextTick would flush after each one.
@@ -286,7 +287,9 @@ function parseMessage(line: string): JSONRPCMessage | undefined {
   } catch {
     return undefined;
   }
-  return isJsonRpcMessage(value) ? value : undefined;
+  if (!isJsonRpcMessage(value)) return undefined;
+  parsedFrom(value, line);
+  return value;
 }
 
 const NEWLINE = 0x0a;

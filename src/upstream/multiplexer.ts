@@ -8,6 +8,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { SessionChannel } from './channel.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type Response } from './jsonrpc.js';
+import { withId } from './message-text.js';
 
 /** A client request in flight upstream, under the id the multiplexer gave it. */
 interface PendingRequest {
@@ -155,7 +156,9 @@ export class Multiplexer {
     if (timeout > 0) entry.timer = setTimeout(() => this.timedOut(upstreamId, timeout), timeout);
     this.pending.set(upstreamId, entry);
     session.inFlight.add(upstreamId);
-    this.sendUpstream({ ...request, id: upstreamId, ...(params && { params }) });
+    this.sendUpstream(
+      params === request.params ? withId(request, upstreamId) : { ...request, id: upstreamId, params },
+    );
   }
 
   private clientNotification(session: MuxSession, notification: JSONRPCNotification): void {
@@ -183,7 +186,7 @@ export class Multiplexer {
     clearTimeout(entry.timer);
     this.pending.delete(response.id);
     entry.session.inFlight.delete(response.id);
-    entry.session.deliver({ ...response, id: entry.clientId });
+    entry.session.deliver(withId(response, entry.clientId));
   }
 
   private routeServerRequest(request: JSONRPCRequest): void {

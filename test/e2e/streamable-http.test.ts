@@ -189,4 +189,26 @@ test('a request whose client left does not disturb the next one on the session',
   );
 });
 
+test('large messages keep their own ids: two sessions, the same request id, a different 1 MiB each', async (ctx) => {
+  const [a, b] = await Promise.all([open(ctx.endpoint), open(ctx.endpoint)]);
+  const texts = ['a'.repeat(1 << 20), 'b'.repeat(1 << 20)];
+  // The SDK writes the id last, as here, which is what lets the proxy splice ids into the text.
+  const request = (text: string) => ({
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text } },
+    jsonrpc: '2.0',
+    id: 1,
+  });
+  const answers = await Promise.all(
+    [a, b].map(async (target, i) =>
+      events(await (await postToSession(target!, JSON.stringify(request(texts[i]!)))).text()),
+    ),
+  );
+  for (const [i, [answer]] of answers.entries()) {
+    assert.is(answer!.id, 1);
+    const { content } = answer!.result as { content: { text: string }[] };
+    assert.ok(content[0]!.text === texts[i], `session ${i} got its own text back`);
+  }
+});
+
 test.run();

@@ -1,0 +1,69 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { parsedFrom, spliceId, textOf, withId } from '../../src/upstream/message-text.js';
+
+test('the id is spliced where the SDKs write it: last', () => {
+  assert.is(
+    spliceId('{"result":{},"jsonrpc":"2.0","id":7}', 7, 'c-1'),
+    '{"result":{},"jsonrpc":"2.0","id":"c-1"}',
+  );
+  assert.is(
+    spliceId('{"method":"x","jsonrpc":"2.0","id":"a\\"b"}', 'a"b', 3),
+    '{"method":"x","jsonrpc":"2.0","id":3}',
+  );
+  assert.is(spliceId('{"id":7}', 7, 8), '{"id":8}');
+});
+
+test('anything else is left to serialization', () => {
+  const cases: [string, number][] = [
+    ['{"id":7,"result":{}}', 7], // id first
+    ['{"result":{"id":7}}', 7], // an id nested at the end
+    ['{"result":{"s":"x\\"id":7}', 7], // the tail inside a key after an escaped quote
+    ['{"result":{},"id":7}\r', 7], // trailing whitespace
+    ['{"result":{}, "id": 7}', 7], // spaced out
+    ['{"result":{},"id":8}', 7], // another id
+  ];
+  for (const [text, id] of cases) assert.is(spliceId(text, id, 1), undefined, text);
+});
+
+test('whatever is spliced parses to the message under its new id', () => {
+  // Messages shaped to end in many ways; the splice must never change anything but the id.
+  const values = ['x', '"', '\\', '","id":1}', '}', { id: 1 }, [1, '"id":1}'], 1.5, null];
+  let spliced = 0;
+  for (const value of values) {
+    for (const from of [1, 'one', 0]) {
+      for (const text of [
+        JSON.stringify({ result: { value }, jsonrpc: '2.0', id: from }),
+        JSON.stringify({ id: from, result: { value } }),
+        JSON.stringify({ result: { value, id: from } }),
+      ]) {
+        const result = spliceId(text, from, 'new');
+        if (result === undefined) continue;
+        spliced++;
+        assert.equal(JSON.parse(result), { ...JSON.parse(text), id: 'new' }, text);
+      }
+    }
+  }
+  assert.is(spliced, values.length * 3, 'each message with its id last was spliced');
+});
+
+test('a large message keeps its text through an id change; a small one is serialized', () => {
+  const big = { result: { text: 'x'.repeat(70_000) }, jsonrpc: '2.0', id: 4 } as JSONRPCMessage;
+  const bigText = JSON.stringify(big);
+  const parsed = JSON.parse(bigText) as JSONRPCMessage & { id: number };
+  parsedFrom(parsed, bigText);
+  const renamed = withId(parsed, 'client-9');
+  assert.is(renamed.id, 'client-9');
+  assert.is(parsed.id, 4, 'the original is not changed');
+  assert.is(textOf(renamed), bigText.replace('"id":4}', '"id":"client-9"}'));
+  assert.equal(JSON.parse(textOf(renamed)), renamed);
+
+  // Kept, the small one's text would come back with its space; serialized, it comes back without.
+  const smallText = '{"result": {},"jsonrpc":"2.0","id":1}';
+  const small = JSON.parse(smallText) as JSONRPCMessage & { id: number };
+  parsedFrom(small, smallText);
+  assert.is(textOf(withId(small, 2)), '{"result":{},"jsonrpc":"2.0","id":2}');
+});
+
+test.run();
