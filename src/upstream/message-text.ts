@@ -12,9 +12,14 @@ const LARGE = 64 * 1024;
 
 const texts = new WeakMap<JSONRPCMessage, string>();
 
-/** `message` was parsed from `text`, exactly. */
+/**
+ * `message` was parsed from `text`, exactly. Text with a line break in it (JSON allows them as whitespace:
+ * a pretty-printed body) is not kept: relayed as it is, it would break the child's one-message-per-line
+ * framing and the SSE `data:` line.
+ */
 export function parsedFrom(message: JSONRPCMessage, text: string): void {
-  if (text.length >= LARGE) texts.set(message, text);
+  if (text.length >= LARGE && text.indexOf('\n') === -1 && text.indexOf('\r') === -1)
+    texts.set(message, text);
 }
 
 /** The message as JSON text. */

@@ -211,4 +211,25 @@ test('large messages keep their own ids: two sessions, the same request id, a di
   }
 });
 
+test('a large request with a line break in it still reaches the child as one line', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const text = 'p'.repeat(100_000);
+  const compact = JSON.stringify({
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text } },
+    jsonrpc: '2.0',
+    id: 3,
+  });
+  // JSON whitespace may be a line break; the id stays last and compact, so the proxy could splice it.
+  const body = `{\n${compact.slice(1)}`;
+  // A child that got the request in two broken lines never answers: fail in time rather than hang.
+  const answered = postToSession(target, body).then((r) => r.text());
+  const late = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref(),
+  );
+  const [answer] = events(await Promise.race([answered, late]));
+  assert.is(answer?.id, 3);
+  assert.ok((answer!.result as { content: { text: string }[] }).content[0]!.text === text);
+});
+
 test.run();

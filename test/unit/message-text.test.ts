@@ -66,4 +66,15 @@ test('a large message keeps its text through an id change; a small one is serial
   assert.is(textOf(withId(small, 2)), '{"result":{},"jsonrpc":"2.0","id":2}');
 });
 
+test('text with a line break is never relayed as it is', () => {
+  for (const breakChar of ['\n', '\r']) {
+    const message = { result: { text: 'x'.repeat(70_000) }, jsonrpc: '2.0', id: 4 } as JSONRPCMessage;
+    const text = JSON.stringify(message).replace('{"result"', `{${breakChar}"result"`);
+    const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
+    parsedFrom(parsed, text);
+    assert.is(textOf(parsed), JSON.stringify(message));
+    assert.is(textOf(withId(parsed, 5)), JSON.stringify({ ...message, id: 5 }));
+  }
+});
+
 test.run();
