@@ -12,8 +12,11 @@ export interface RequestSample {
   seconds: number;
 }
 
-/** The label for a name no server answers to: one series for all of them, however many are tried. */
-export const UNKNOWN_SERVER = 'unknown';
+/**
+ * The label for a name no server answers to: one series for all of them, however many are tried. In
+ * parentheses, which no server name may hold, so that a server called `unknown` keeps a series of its own.
+ */
+export const UNKNOWN_SERVER = '(unknown)';
 
 /**
  * Tool calls run from milliseconds to the default 10-minute timeout: the usual buckets stop at 10 s,

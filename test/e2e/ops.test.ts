@@ -86,18 +86,18 @@ test('/metrics counts MCP requests by server, method and final status, and times
   }
 });
 
-test('a request to a name no server has is counted under "unknown", never under that name', async ({
+test('a request to a name no server has is counted under "(unknown)", never under that name', async ({
   proxy,
 }) => {
   const name = `no-such-server-${Date.now()}`;
   const before = sample(
     await scrape(proxy),
-    'mcp_proxy_requests_total{server="unknown",method="POST",status="404"}',
+    'mcp_proxy_requests_total{server="(unknown)",method="POST",status="404"}',
   );
   for (let i = 0; i < 3; i++) assert.is((await postMcp(proxy, `/servers/${name}-${i}/mcp`)).status, 404);
   const text = await scrape(proxy);
   assert.is(
-    sample(text, 'mcp_proxy_requests_total{server="unknown",method="POST",status="404"}'),
+    sample(text, 'mcp_proxy_requests_total{server="(unknown)",method="POST",status="404"}'),
     (before ?? 0) + 3,
   );
   assert.not.match(text, name);

@@ -30,7 +30,7 @@ test('requests are counted by server, method and final status', async () => {
   ]);
 });
 
-test('names the fleet does not hold all share one "unknown" series', async () => {
+test('names the fleet does not hold all share one "(unknown)" series', async () => {
   const { metrics } = fixture();
   for (let i = 0; i < 50; i++) {
     metrics.request({ server: `random-${i}`, method: 'POST', status: 404, seconds: 0.001 });
@@ -38,9 +38,20 @@ test('names the fleet does not hold all share one "unknown" series', async () =>
   const text = await metrics.render();
   assert.not.match(text, 'random-');
   assert.equal(await samples(metrics, 'mcp_proxy_requests_total'), [
-    'mcp_proxy_requests_total{server="unknown",method="POST",status="404"} 50',
+    'mcp_proxy_requests_total{server="(unknown)",method="POST",status="404"} 50',
   ]);
-  assert.match(text, 'mcp_proxy_request_duration_seconds_count{server="unknown",method="POST"} 50');
+  assert.match(text, 'mcp_proxy_request_duration_seconds_count{server="(unknown)",method="POST"} 50');
+});
+
+test('a server named "unknown" is not counted with the names no server has', async () => {
+  const { listing, metrics } = fixture();
+  listing.servers = [...listing.servers, { name: 'unknown', sessions: 0, restarts: 0 }];
+  metrics.request({ server: 'unknown', method: 'POST', status: 200, seconds: 0.001 });
+  metrics.request({ server: 'nobody', method: 'POST', status: 404, seconds: 0.001 });
+  assert.equal(await samples(metrics, 'mcp_proxy_requests_total'), [
+    'mcp_proxy_requests_total{server="unknown",method="POST",status="200"} 1',
+    'mcp_proxy_requests_total{server="(unknown)",method="POST",status="404"} 1',
+  ]);
 });
 
 test('a server keeps its own label from the moment the fleet holds it', async () => {
@@ -49,7 +60,7 @@ test('a server keeps its own label from the moment the fleet holds it', async ()
   listing.servers = [...listing.servers, { name: 'later', sessions: 0, restarts: 0 }];
   metrics.request({ server: 'later', method: 'POST', status: 200, seconds: 0.001 });
   assert.equal(await samples(metrics, 'mcp_proxy_requests_total'), [
-    'mcp_proxy_requests_total{server="unknown",method="POST",status="404"} 1',
+    'mcp_proxy_requests_total{server="(unknown)",method="POST",status="404"} 1',
     'mcp_proxy_requests_total{server="later",method="POST",status="200"} 1',
   ]);
 });
