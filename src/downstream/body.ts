@@ -18,6 +18,8 @@ export async function readBody(req: IncomingMessage, limit = DEFAULT_MAX_BODY_BY
   }
   // Listeners rather than `for await`: leaving an async iterator early destroys the socket, and the
   // client would never see the 413. Past the limit, the rest is read and dropped.
+  // The client may have left while the request waited (for access checks, say): no event would come.
+  if (req.destroyed) return { ok: false, status: 400, message: 'the request body could not be read' };
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -37,6 +39,9 @@ export async function readBody(req: IncomingMessage, limit = DEFAULT_MAX_BODY_BY
     req.on('end', () => {
       if (!settled) settle({ ok: true, text: Buffer.concat(chunks, size).toString('utf8') });
     });
-    req.on('error', () => settle({ ok: false, status: 400, message: 'the request body could not be read' }));
+    const unreadable = () =>
+      settle({ ok: false, status: 400, message: 'the request body could not be read' });
+    req.on('error', unreadable);
+    req.on('close', unreadable); // after 'end' this settles nothing: the body was read
   });
 }

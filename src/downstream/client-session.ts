@@ -46,15 +46,29 @@ export class ClientSession {
 
   /**
    * The messages of one POST, already checked. Only notifications and responses: 202 and done. Any
-   * request: an SSE answer that ends with the last of their responses.
+   * request: an SSE answer that ends with the last of their responses. A request id used twice (in the
+   * batch, or by a request still waiting) is refused: its responses could not be told apart.
    */
-  post(res: ServerResponse, messages: JSONRPCMessage[]): void {
+  post(res: ServerResponse, messages: JSONRPCMessage[]): Refusal | undefined {
     this.lastActivity = Date.now();
     const requestIds = messages.filter(isRequest).map((request) => request.id);
+    if (new Set(requestIds).size < requestIds.length || requestIds.some((id) => this.waiting.has(id))) {
+      return {
+        status: 400,
+        code: ErrorCode.InvalidRequest,
+        message: 'Invalid Request: a request id is already in use in this session',
+      };
+    }
+    // The client left while the proxy was busy (reading its body, opening its session): its requests
+    // would be answered to no one, and a 'close' listener added now would never fire.
+    if (res.destroyed) {
+      for (const message of messages) if (!isRequest(message)) this.channel.send(message);
+      return undefined;
+    }
     if (requestIds.length === 0) {
       for (const message of messages) this.channel.send(message);
       res.writeHead(202).end();
-      return;
+      return undefined;
     }
     const stream = this.track(
       res,
@@ -64,6 +78,7 @@ export class ClientSession {
     // Registered before sending: an upstream may answer within `send` (the proxy answers some itself).
     for (const id of requestIds) this.waiting.set(id, stream);
     for (const message of messages) this.channel.send(message);
+    return undefined;
   }
 
   /** A GET: the session's stream for messages that belong to no request. One at a time. */
@@ -76,6 +91,7 @@ export class ClientSession {
       };
     }
     this.lastActivity = Date.now();
+    if (res.destroyed) return undefined; // the client left while its access was checked
     this.listening = this.track(res, new SseStream(res, this.headers, 0, GET_TIMING), []);
     return undefined;
   }

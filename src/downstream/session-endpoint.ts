@@ -133,7 +133,7 @@ export class SessionEndpoint {
     }
     const versionRefusal = refuseProtocolVersion(req.headers);
     if (versionRefusal) return refuse(res, versionRefusal);
-    session.post(res, messages);
+    return refuse(res, session.post(res, messages));
   }
 
   private async initialize(res: ServerResponse, messages: JSONRPCMessage[]): Promise<void> {
@@ -160,7 +160,9 @@ export class SessionEndpoint {
     } finally {
       this.opening--;
     }
-    if (this.closed) {
+    if (this.closed || res.destroyed) {
+      // Stopping, or the client left while its session was being opened (a child starting, say): a
+      // session no one knows the id of would only hold its place until reaped.
       channel.close();
       return refuse(res, stopping(name));
     }
@@ -170,7 +172,7 @@ export class SessionEndpoint {
     );
     channel.onclose = () => this.closeSession(session.id);
     this.sessions.set(session.id, session);
-    session.post(res, messages);
+    session.post(res, messages); // one initialize request: nothing for it to refuse
   }
 
   private closeSession(id: string): void {

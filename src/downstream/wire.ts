@@ -115,7 +115,9 @@ export function isInitializeRequest(message: JSONRPCMessage): message is JSONRPC
     isObject(params) &&
     typeof params.protocolVersion === 'string' &&
     isObject(params.capabilities) &&
-    isObject(params.clientInfo)
+    isObject(params.clientInfo) &&
+    typeof params.clientInfo.name === 'string' &&
+    typeof params.clientInfo.version === 'string'
   );
 }
 

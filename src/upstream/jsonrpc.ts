@@ -43,7 +43,9 @@ export function isJsonRpcMessage(value: unknown): value is JSONRPCMessage {
 export const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-export const isRequestId = (id: unknown): id is RequestId => typeof id === 'string' || Number.isInteger(id);
+/** Integers only as far as they survive JSON.parse exactly: a larger one would come back as another id. */
+export const isRequestId = (id: unknown): id is RequestId =>
+  typeof id === 'string' || Number.isSafeInteger(id);
 
 /** Server-side error codes of JSON-RPC, for errors the proxy itself answers. */
 export const ErrorCode = {

@@ -42,6 +42,8 @@ export class Multiplexer {
   private readonly serverRequests = new Map<number, PendingServerRequest>();
   private readonly subscribers = new Map<string, Set<MuxSession>>();
   private initializeResult?: InitializeResult;
+  /** Why the upstream is not there now (it exited and has not been initialized again). */
+  private downBecause?: string;
 
   constructor(
     private readonly sendUpstream: (message: JSONRPCMessage) => void,
@@ -53,15 +55,18 @@ export class Multiplexer {
   /** The upstream is initialized (again, after a restart): what clients are told at their initialize. */
   upstreamReady(result: InitializeResult): void {
     this.initializeResult = result;
+    this.downBecause = undefined;
     // A restarted child has forgotten its subscriptions: renew those that sessions still hold.
     for (const uri of this.subscribers.keys()) this.internalRequest('resources/subscribe', { uri });
   }
 
   /**
    * The upstream went away: every request in flight fails now rather than hanging, and requests it
-   * made of clients are void. Sessions stay open; their next calls reach the restarted child.
+   * made of clients are void. Sessions stay open; their calls fail at once until the upstream is ready
+   * again (`upstreamReady`), then reach the restarted child.
    */
   upstreamLost(reason: string): void {
+    this.downBecause = reason;
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.session.inFlight.delete(id);
@@ -143,6 +148,12 @@ export class Multiplexer {
   }
 
   private forward(session: MuxSession, request: JSONRPCRequest): void {
+    if (this.downBecause !== undefined) {
+      // Sent now it would be lost with the dead process, and the client would wait for its timeout.
+      const message = `upstream ${this.name} is not running (${this.downBecause}); retry later`;
+      session.deliver(errorResponse(request.id, ErrorCode.UpstreamUnavailable, message));
+      return;
+    }
     const upstreamId = this.nextUpstreamId++;
     const entry: PendingRequest = { session, clientId: request.id };
     let params = request.params;
@@ -156,9 +167,9 @@ export class Multiplexer {
     if (timeout > 0) entry.timer = setTimeout(() => this.timedOut(upstreamId, timeout), timeout);
     this.pending.set(upstreamId, entry);
     session.inFlight.add(upstreamId);
-    this.sendUpstream(
-      params === request.params ? withId(request, upstreamId) : { ...request, id: upstreamId, params },
-    );
+    // Never the client's own text with the id spliced in: a body may name "id" twice, JSON.parse keeps the
+    // last, and a child whose parser keeps the first would answer it as another session's request.
+    this.sendUpstream({ ...request, id: upstreamId, ...(params && { params }) });
   }
 
   private clientNotification(session: MuxSession, notification: JSONRPCNotification): void {

@@ -5,6 +5,7 @@ import {
   postInitialize,
   postToSession,
   startProxy,
+  waitFor,
   type RunningProxy,
 } from '../support/proxy.js';
 
@@ -12,9 +13,12 @@ import {
 // real child, with raw HTTP so every status, header and event can be seen.
 
 const echo = fixtureCommand('echo');
+// `slow` starts on first use and takes a second to: time for a client to give up on its initialize.
+const slowArgs = ['-c', 'sleep 1; exec "$0" "$@"', echo.command, ...echo.args];
 const manifest = `
 servers:
   echo: { command: ${JSON.stringify(echo.command)}, args: ${JSON.stringify(echo.args)} }
+  slow: { command: sh, args: ${JSON.stringify(slowArgs)}, startup: lazy, idleTimeout: 1s }
 `;
 
 const test = suite<{ proxy: RunningProxy; endpoint: string }>('streamable http', {} as never);
@@ -230,6 +234,44 @@ test('a large request with a line break in it still reaches the child as one lin
   const [answer] = events(await Promise.race([answered, late]));
   assert.is(answer?.id, 3);
   assert.ok((answer!.result as { content: { text: string }[] }).content[0]!.text === text);
+});
+
+test('a request id already in use in the session is refused', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const twice = await postToSession(
+    target,
+    JSON.stringify([call(5, 'echo', { text: 'a' }), call(5, 'echo', { text: 'b' })]),
+  );
+  assert.is(twice.status, 400);
+  assert.match(await twice.text(), 'already in use');
+
+  const slow = postToSession(target, JSON.stringify(call('busy', 'sleep', { ms: 500 })));
+  await new Promise((resolve) => setTimeout(resolve, 150)); // its headers are out: the id is waiting
+  const again = await postToSession(target, JSON.stringify(call('busy', 'echo', { text: 'x' })));
+  assert.is(again.status, 400);
+  await again.text();
+  assert.equal(
+    events(await (await slow).text()).map((m) => m.id),
+    ['busy'],
+  );
+});
+
+test('a client that gives up while its session is being opened leaves no session behind', async (ctx) => {
+  const slowEndpoint = `${ctx.proxy.url}/servers/slow/mcp`;
+  const sessionsOfSlow = async () => {
+    const listing = (await (await fetch(`${ctx.proxy.url}/servers`)).json()) as {
+      servers: { name: string; state: string; sessions: number }[];
+    };
+    return listing.servers.find((s) => s.name === 'slow')!;
+  };
+  await postInitialize(slowEndpoint, {}, '2025-11-25', AbortSignal.timeout(300)).then(
+    () => assert.unreachable('the child takes a second to start'),
+    () => {},
+  );
+  await waitFor(async () => (await sessionsOfSlow()).state === 'ready', 10_000, 'the slow child to be ready');
+  // Had the session been kept, its stream could never close: never idle, never reaped, for good.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.is((await sessionsOfSlow()).sessions, 0);
 });
 
 test.run();

@@ -162,9 +162,11 @@ export function postInitialize(
   endpoint: string,
   headers: Record<string, string> = {},
   protocolVersion = '2025-11-25',
+  signal?: AbortSignal,
 ): Promise<Response> {
   return fetch(endpoint, {
     method: 'POST',
+    ...(signal && { signal }),
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',

@@ -2,6 +2,7 @@ import type { InitializeResult, JSONRPCMessage, RequestId } from '@modelcontextp
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { SessionChannel } from '../../src/upstream/channel.js';
+import { parsedFrom, textOf } from '../../src/upstream/message-text.js';
 import { Multiplexer } from '../../src/upstream/multiplexer.js';
 
 // The multiplexer is pure routing between maps; these tests drive it with plain messages. The same
@@ -277,6 +278,34 @@ test('progress keeps a long call alive past the timeout', async () => {
     received.some((m) => m.error),
     'no timeout error',
   );
+});
+
+test('while the upstream is down a request fails at once; once it is ready again it is forwarded', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  mux.upstreamLost('exited with code 1');
+  a.channel.send(req(7, 'tools/list'));
+  assert.equal(upstream, [], 'nothing is written to a child that is gone');
+  assert.is(a.received.length, 1);
+  assert.is(a.received[0]!.message.id, 7);
+  assert.match(a.received[0]!.message.error.message, 'is not running (exited with code 1)');
+  mux.upstreamReady(INIT);
+  a.channel.send(req(8, 'tools/list'));
+  assert.is(upstream.length, 1);
+  assert.is(upstream[0]!.method, 'tools/list');
+});
+
+test("a client's own text never reaches the shared upstream: only what the proxy read from it", () => {
+  const { upstream, open } = setup();
+  const a = open();
+  // "id" twice: JSON.parse keeps the last (99); a parser that keeps the first would see 1.
+  const text = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"pad":"${'x'.repeat(70_000)}"},"id":99}`;
+  const message = JSON.parse(text) as JSONRPCMessage;
+  parsedFrom(message, text);
+  a.channel.send(message);
+  const sent = upstream[0] as JSONRPCMessage;
+  assert.is(textOf(sent), JSON.stringify(sent));
+  assert.equal(JSON.parse(textOf(sent)).id, (sent as Loose).id);
 });
 
 test.run();

@@ -77,6 +77,11 @@ const agreed: [string, unknown][] = [
     'progress token an object',
     { jsonrpc: '2.0', id: 1, method: 'x', params: { _meta: { progressToken: {} } } },
   ],
+  ['an id beyond the safe integers', { jsonrpc: '2.0', id: 2 ** 53, method: 'ping' }],
+  [
+    'a progress token beyond them',
+    { jsonrpc: '2.0', id: 1, method: 'x', params: { _meta: { progressToken: -(2 ** 60) } } },
+  ],
   ['a number', 42],
   ['null', null],
 ];
@@ -114,6 +119,14 @@ test('initialize is recognised only with what a session starts from', () => {
     }),
   );
   assert.not.ok(isInitializeRequest({ jsonrpc: '2.0', id: 1, method: 'ping', params }));
+  assert.not.ok(
+    isInitializeRequest({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { ...params, clientInfo: {} },
+    }),
+  );
 });
 
 test('an SSE event carries one message on one data line', () => {
