@@ -11,6 +11,7 @@ export function createUpstream(spec: ServerSpec, deps: UpstreamDeps): Upstream {
   if (spec.kind === 'remote') {
     return createRemoteUpstream(spec, {
       log: deps.log,
+      env: deps.env,
       identityTokens: identityTokens(spec, deps),
       ...(deps.maxBodyBytes && { maxBodyBytes: deps.maxBodyBytes }),
     });

@@ -1,5 +1,4 @@
 import {
-  Agent as HttpAgent,
   request as httpRequest,
   type ClientRequest,
   type IncomingHttpHeaders,
@@ -7,11 +6,13 @@ import {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { urlToHttpOptions } from 'node:url';
 import { silentLogger, type Logger } from '../log.js';
+import type { Environment } from '../manifest/interpolate.js';
 import type { RemoteServerSpec } from '../manifest/types.js';
+import { egressConnection } from './egress-connection.js';
+import { egressRoute } from './egress-proxy.js';
 import { ErrorCode, errorBody } from './jsonrpc.js';
 import type { Upstream, UpstreamState } from './types.js';
 
@@ -64,11 +65,11 @@ function endToEnd(headers: IncomingHttpHeaders, also: ReadonlySet<string>): Outg
 
 function upstreamRequestHeaders(
   client: IncomingHttpHeaders,
-  configured: OutgoingHttpHeaders,
+  added: OutgoingHttpHeaders,
   authorization: string | undefined,
 ): OutgoingHttpHeaders {
   const headers = endToEnd(client, CLIENT_ONLY);
-  Object.assign(headers, configured);
+  Object.assign(headers, added);
   // The workload-identity token wins over a configured Authorization: the manifest asked for the identity.
   if (authorization !== undefined) headers.authorization = authorization;
   return headers;
@@ -257,20 +258,26 @@ export interface RemoteOptions {
   identityTokens?: BearerTokens;
   /** The largest request body passed on (`limits.maxBodyBytes`, which a reload may change). */
   maxBodyBytes?: () => number;
+  /** The proxy's environment, for its egress proxy variables (HTTPS_PROXY, NO_PROXY…). None: no proxy. */
+  env?: Environment;
 }
 
 export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOptions = {}): Upstream {
-  const { log = silentLogger, identityTokens, maxBodyBytes } = options;
+  const { log = silentLogger, identityTokens, maxBodyBytes, env = {} } = options;
   const url = new URL(spec.url);
-  const secure = url.protocol === 'https:';
-  const send = secure ? httpsRequest : httpRequest;
-  // Node's defaults otherwise: sockets unlimited, up to 256 kept idle, the most recently used taken first
-  // (scheduling 'lifo'), so sequential exchanges keep reusing one warm connection.
-  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  // Converted once: url and headers never change for the life of this upstream (a change restarts it).
-  const target = { ...urlToHttpOptions(url), agent };
-  const configuredHeaders: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(spec.headers)) configuredHeaders[name.toLowerCase()] = value;
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  // Decided once: url and headers never change for the life of this upstream (a change restarts it), nor
+  // does the proxy's environment.
+  const route = egressRoute(url, env);
+  const {
+    target,
+    headers: proxyHeaders,
+    proxyRefusal,
+  } = egressConnection(url, route.kind === 'proxy' ? route.proxy : undefined);
+  /** What every request gets on top of the client's: the configured headers, then the proxy's own. */
+  const addedHeaders: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(spec.headers)) addedHeaders[name.toLowerCase()] = value;
+  Object.assign(addedHeaders, proxyHeaders);
   const sessions = new SessionLedger(() => spec.idleTimeoutMs);
   /** Aborts every exchange still running, for stop(). */
   const inFlight = new Set<() => void>();
@@ -300,7 +307,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
         method: req.method,
         headers: upstreamRequestHeaders(
           req.headers,
-          configuredHeaders,
+          addedHeaders,
           token === undefined ? undefined : `Bearer ${token}`,
         ),
       });
@@ -340,10 +347,32 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     });
     req.on('error', () => abort('client'));
 
+    /** Answers a request that got no response: aborted here (timeout, stop, client gone), or failed. */
+    const answerUnanswered = (error: Error) => {
+      if (abortedFor === 'client') return finish();
+      void peek.id().then((id) => {
+        if (abortedFor === 'stop') answerError(res, 503, id, stoppedMessage, UPSTREAM_ERROR);
+        else if (abortedFor === 'timeout') {
+          const message = `upstream ${spec.name} timed out: no response within ${spec.timeoutMs} ms`;
+          answerError(res, 504, id, failed(message), UPSTREAM_TIMEOUT);
+        } else {
+          const message = `upstream ${spec.name} unreachable: ${error.message}`;
+          answerError(res, 502, id, failed(message), UPSTREAM_ERROR);
+        }
+        finish();
+      });
+    };
+
     upstreamReq.on('response', (upstreamRes) => {
-      upstreamResponse = upstreamRes;
       responded = true;
       clearTimeout(timer);
+      const refusal = proxyRefusal?.(upstreamRes);
+      if (refusal) {
+        // The egress proxy's answer, not the upstream's: the client is told, as for an unreachable upstream.
+        upstreamRes.resume();
+        return answerUnanswered(refusal);
+      }
+      upstreamResponse = upstreamRes;
       peek.forget();
       const status = upstreamRes.statusCode ?? 502;
       sessions.observe(
@@ -373,19 +402,9 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     });
 
     upstreamReq.on('error', (error) => {
-      if (responded) return; // the relay sees the same failure and reports it
-      if (abortedFor === 'client') return finish();
-      void peek.id().then((id) => {
-        if (abortedFor === 'stop') answerError(res, 503, id, stoppedMessage, UPSTREAM_ERROR);
-        else if (abortedFor === 'timeout') {
-          const message = `upstream ${spec.name} timed out: no response within ${spec.timeoutMs} ms`;
-          answerError(res, 504, id, failed(message), UPSTREAM_TIMEOUT);
-        } else {
-          const message = `upstream ${spec.name} unreachable: ${error.message}`;
-          answerError(res, 502, id, failed(message), UPSTREAM_ERROR);
-        }
-        finish();
-      });
+      // Answered already: by the relay, which sees the same failure and reports it, or as a proxy's refusal.
+      if (responded) return;
+      answerUnanswered(error);
     });
 
     // The gateway refuses a declared Content-Length over the limit; a body sent without one is counted
@@ -409,6 +428,16 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     req.pipe(upstreamReq);
   }
 
+  /**
+   * Answers a request that the proxy cannot send: 503, not 502, since the upstream was not asked and is not
+   * at fault; the proxy cannot serve this server until its own setup works again, which may be temporary
+   * (the token endpoint) or not (configuration).
+   */
+  async function notCalled(req: IncomingMessage, res: ServerResponse, reason: string): Promise<void> {
+    const id = await new RequestIdPeek(req).id();
+    answerError(res, 503, id, failed(`upstream ${spec.name} not called: ${reason}`), UPSTREAM_ERROR);
+  }
+
   /** Gets the token first: a request without one never reaches the upstream. */
   async function exchangeWithIdentity(
     req: IncomingMessage,
@@ -419,11 +448,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     try {
       token = await tokens.next();
     } catch (error) {
-      // 503, not 502: the upstream was not asked and is not at fault; the proxy cannot serve this server
-      // until its identity works again, which may be temporary (the token endpoint) or not (configuration).
-      const id = await new RequestIdPeek(req).id();
-      const message = `upstream ${spec.name} not called: ${(error as Error).message}`;
-      return answerError(res, 503, id, failed(message), UPSTREAM_ERROR);
+      return notCalled(req, res, (error as Error).message);
     }
     // The token may have taken a while: the proxy may have stopped this server, or the client left.
     if (state === 'stopped') return answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
@@ -437,7 +462,15 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     },
     async start() {
       // Nothing to start: a remote server is not probed, its failures show per request.
-      if (state === 'starting') state = 'ready';
+      if (state !== 'starting') return { ok: true };
+      state = 'ready';
+      // Said once, so that whoever reads the logs knows which way this server's requests leave.
+      if (route.kind === 'proxy') {
+        const { name, variable } = route.proxy;
+        log.info('upstream-egress-proxy', { server: spec.name, proxy: name, variable });
+      } else if (route.kind === 'unusable') {
+        log.error('upstream-egress-proxy-unusable', { server: spec.name, reason: route.reason });
+      }
       return { ok: true };
     },
     owns: (sessionId) => sessions.has(sessionId),
@@ -450,6 +483,8 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
         answerError(res, 503, null, stoppedMessage, UPSTREAM_ERROR);
         return Promise.resolve();
       }
+      // Going around a proxy the environment asks for would be worse than not going at all.
+      if (route.kind === 'unusable') return notCalled(req, res, route.reason);
       if (identityTokens) return exchangeWithIdentity(req, res, identityTokens);
       return new Promise((resolve) => exchange(req, res, undefined, resolve));
     },
@@ -457,7 +492,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
       if (state === 'stopped') return;
       state = 'stopped';
       for (const abort of inFlight) abort();
-      agent.destroy();
+      target.agent.destroy();
     },
     status() {
       return {

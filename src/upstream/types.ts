@@ -54,7 +54,10 @@ export interface Upstream {
 /** What every upstream needs from the process it runs in. */
 export interface UpstreamDeps {
   log: Logger;
-  /** The proxy's environment: the source of the child's base and workload-identity variables. */
+  /**
+   * The proxy's environment: the source of the child's base and workload-identity variables, and of the
+   * egress proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) that remote servers are reached through.
+   */
   env: Environment;
   /** The largest request body accepted now (`limits.maxBodyBytes`, which a reload may change). */
   maxBodyBytes?: () => number;

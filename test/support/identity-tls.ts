@@ -5,7 +5,7 @@ import { join } from 'node:path';
 export interface TestCertificates {
   /** The throwaway CA's certificate: what NODE_EXTRA_CA_CERTS points at. */
   caFile: string;
-  /** Key and certificate of a server at 127.0.0.1, signed by that CA. */
+  /** Key and certificate of a server at 127.0.0.1 (and the names asked for), signed by that CA. */
   key: Buffer;
   cert: Buffer;
 }
@@ -14,10 +14,10 @@ export interface TestCertificates {
 const EC_KEY = '-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';
 
 /**
- * Makes a CA and a server certificate for 127.0.0.1 with the openssl CLI, in `dir` (a temp dir the caller
- * removes): keys are made per run and never stored with the repository.
+ * Makes a CA and a server certificate for 127.0.0.1 and `names` with the openssl CLI, in `dir` (a temp dir
+ * the caller removes): keys are made per run and never stored with the repository.
  */
-export function makeTestCertificates(dir: string): TestCertificates {
+export function makeTestCertificates(dir: string, names: readonly string[] = []): TestCertificates {
   /** `words` is split on spaces; `rest` (values with spaces) is passed as it is. */
   const openssl = (words: string, ...rest: string[]) =>
     execFileSync('openssl', [...words.split(' '), ...rest], { cwd: dir, stdio: 'pipe', timeout: 10_000 });
@@ -31,10 +31,11 @@ export function makeTestCertificates(dir: string): TestCertificates {
     'keyUsage=critical,keyCertSign',
   );
   openssl(`req ${EC_KEY} -keyout server.key -out server.csr -subj /CN=127.0.0.1`);
-  // Node checks the address against subjectAltName, not the common name.
+  // Node checks the address and names against subjectAltName, not the common name.
   writeFileSync(
     join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=${['IP:127.0.0.1', ...names.map((name) => `DNS:${name}`)].join(',')}\n` +
+      'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
   );
   openssl(
     'x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext',
