@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { Fleet } from '../fleet/fleet.js';
 import { createApp } from '../gateway/app.js';
+import { isLoopback } from '../host-address.js';
 import { createLogger, parseLevel } from '../log.js';
 import { formatDiagnostic } from '../manifest/diagnostics.js';
 import type { Environment } from '../manifest/interpolate.js';
@@ -161,10 +162,6 @@ function applyServerTimeouts(server: Server, limits: Limits): void {
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 function fromEnvironment(env: Environment, err: (line: string) => void): Source | number {

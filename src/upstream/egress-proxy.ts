@@ -16,7 +16,8 @@
  * - Loopback (`localhost`, 127.0.0.0/8, ::1) is never proxied, whatever the variables say, as Go does: a
  *   proxy would connect to its own loopback, never to this pod's.
  */
-import { BlockList, isIP } from 'node:net';
+import { BlockList } from 'node:net';
+import { bareHost, ipType, isLoopback } from '../host-address.js';
 import type { Environment } from '../manifest/interpolate.js';
 
 export interface EgressProxy {
@@ -70,7 +71,7 @@ function parseProxyUrl(variable: string, value: string): EgressRoute {
       reason: `${variable} is a ${url.protocol} URL; only http:// proxies are supported`,
     };
   }
-  const host = bare(url.hostname);
+  const host = bareHost(url.hostname);
   const port = url.port === '' ? 80 : Number(url.port);
   const proxy: EgressProxy = { variable, host, port, name: `${url.hostname}:${port}` };
   if (url.username !== '') {
@@ -88,31 +89,12 @@ function parseProxyUrl(variable: string, value: string): EgressRoute {
   return { kind: 'proxy', proxy };
 }
 
-/** An IPv6 address without the brackets a URL puts around it. */
-const bare = (hostname: string) => (hostname.startsWith('[') ? hostname.slice(1, -1) : hostname);
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/** What BlockList calls the family of an IP address; undefined for a name. */
-function ipType(host: string): 'ipv4' | 'ipv6' | undefined {
-  const family = isIP(host);
-  return family === 0 ? undefined : family === 4 ? 'ipv4' : 'ipv6';
-}
-
-function isLoopback(hostname: string): boolean {
-  const host = bare(hostname);
-  const type = ipType(host);
-  return type === undefined ? host === 'localhost' : LOOPBACK.check(host, type);
-}
-
 /** What one NO_PROXY entry matches: a name and the names under it, or IP addresses. */
 type NoProxyRule = { port?: number } & ({ domain: string } | { addresses: BlockList });
 
 /** Whether `noProxy` (a NO_PROXY value) sends requests to `target` directly. */
 export function bypassesProxy(target: URL, noProxy: string): boolean {
-  const host = bare(target.hostname);
+  const host = bareHost(target.hostname);
   const type = ipType(host);
   const port = target.port === '' ? (target.protocol === 'https:' ? 443 : 80) : Number(target.port);
   return parseNoProxy(noProxy).some((rule) => {

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseDuration } from '../../src/manifest/duration.js';
 import { suggest } from '../../src/manifest/suggest.js';
 import { formatGithubAnnotation, formatPath } from '../../src/manifest/diagnostics.js';
+import { isLoopback } from '../../src/host-address.js';
 
 test('durations in ms, s, m, h and bare milliseconds', () => {
   assert.is(parseDuration('250ms'), 250);
@@ -40,6 +41,14 @@ test('GitHub annotations escape what the workflow command syntax reserves', () =
     message: '100% wrong\nreally',
   });
   assert.is(line, '::error file=a%2Cb%3Ac.yaml,line=3,col=5::servers.x: 100%25 wrong%0Areally');
+});
+
+test('loopback is localhost, 127.0.0.0/8 and ::1; never a name that starts with 127.', () => {
+  for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]'])
+    assert.ok(isLoopback(host), host);
+  for (const host of ['127.example.com', '0.0.0.0', '10.0.0.1', '::', 'example.com', '128.0.0.1']) {
+    assert.not.ok(isLoopback(host), host);
+  }
 });
 
 test.run();
