@@ -36,7 +36,15 @@ export class SseStream {
   send(message: JSONRPCMessage): void {
     if (this.gone) return;
     this.writeHeaders();
-    this.res.write(sseEvent(message));
+    const pieces = sseEvent(message);
+    if (pieces.length === 1) {
+      this.res.write(pieces[0]);
+      return;
+    }
+    // Corked, the pieces of a large message leave in one write, as one string would.
+    this.res.cork();
+    for (const piece of pieces) this.res.write(piece);
+    this.res.uncork();
   }
 
   /** One of the responses this stream owes; the last one ends it. */
@@ -45,7 +53,11 @@ export class SseStream {
     if (this.gone) return;
     this.stop();
     this.writeHeaders();
-    this.res.end(sseEvent(response));
+    const pieces = sseEvent(response);
+    // end() uncorks in full: headers, every piece and the end leave in one write.
+    this.res.cork();
+    for (const piece of pieces.slice(0, -1)) this.res.write(piece);
+    this.res.end(pieces.at(-1));
   }
 
   /** Ends the stream with what has been sent (the session is over). */

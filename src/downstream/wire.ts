@@ -13,7 +13,7 @@ import {
   type JSONRPCRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, isJsonRpcMessage, isObject, isRequestId } from '../upstream/jsonrpc.js';
-import { textOf } from '../upstream/message-text.js';
+import { framed } from '../upstream/message-text.js';
 
 /** Why a request is answered with an HTTP error rather than passed on. */
 export interface Refusal {
@@ -129,8 +129,12 @@ export const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 } as const;
 
-/** One message as an SSE event. JSON has no raw newlines, so the message fits on one `data:` line. */
-export const sseEvent = (message: JSONRPCMessage): string => `event: message\ndata: ${textOf(message)}\n\n`;
+/**
+ * One message as an SSE event, in pieces to be written in turn. JSON has no raw newlines, so the message fits
+ * on one `data:` line.
+ */
+export const sseEvent = (message: JSONRPCMessage): string[] =>
+  framed('event: message\ndata: ', message, '\n\n');
 
 /** An SSE comment: ignored by clients, but traffic for everything in between that times quiet streams out. */
 export const SSE_KEEP_ALIVE = ': keepalive\n\n';

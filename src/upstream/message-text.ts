@@ -9,8 +9,15 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
  * (a spread), and `withId` is the one rewrite that carries the text over.
  */
 const LARGE = 64 * 1024;
+/**
+ * Up to this length a message and its framing (a newline, SSE's `data:`) are joined into one string;
+ * longer, they are written as pieces, so that a large one is not copied to add a few bytes. Measured on a
+ * child's stdin: a piece more costs about 1 µs, the copy about 0.3 ms per MiB; the two meet near 4 KiB.
+ */
+const JOIN_UP_TO = 4 * 1024;
 
-const texts = new WeakMap<JSONRPCMessage, string>();
+/** Kept texts, in pieces: an id spliced in is a piece of its own, so the megabyte before it is not copied. */
+const texts = new WeakMap<JSONRPCMessage, readonly string[]>();
 
 /**
  * `message` was parsed from `text`, exactly. Text with a line break in it (JSON allows them as whitespace:
@@ -19,20 +26,22 @@ const texts = new WeakMap<JSONRPCMessage, string>();
  */
 export function parsedFrom(message: JSONRPCMessage, text: string): void {
   if (text.length >= LARGE && text.indexOf('\n') === -1 && text.indexOf('\r') === -1)
-    texts.set(message, text);
+    texts.set(message, [text]);
 }
 
-/** The message as JSON text. */
-export function textOf(message: JSONRPCMessage): string {
-  return texts.get(message) ?? JSON.stringify(message);
+/** The message as JSON text between `prefix` and `suffix`, as pieces to be written in turn. */
+export function framed(prefix: string, message: JSONRPCMessage, suffix: string): string[] {
+  const pieces = texts.get(message) ?? [JSON.stringify(message)];
+  if (pieces.length === 1 && pieces[0]!.length <= JOIN_UP_TO) return [`${prefix}${pieces[0]}${suffix}`];
+  return prefix === '' ? [...pieces, suffix] : [prefix, ...pieces, suffix];
 }
 
 /** A copy of `message` under another id; its text too, when it has one the id can be spliced into. */
 export function withId<M extends JSONRPCMessage & { id?: RequestId }>(message: M, id: RequestId): M {
   const copy = { ...message, id };
-  const text = texts.get(message);
-  if (text !== undefined && message.id !== undefined) {
-    const spliced = spliceId(text, message.id, id);
+  const pieces = texts.get(message);
+  if (pieces !== undefined && message.id !== undefined) {
+    const spliced = spliceId(pieces, message.id, id);
     if (spliced !== undefined) texts.set(copy, spliced);
   }
   return copy;
@@ -42,16 +51,20 @@ const COMMA = 0x2c;
 const OPEN_BRACE = 0x7b;
 
 /**
- * `text` with its id replaced, when the id is the top-level object's last member and nothing else follows,
- * which is where both SDKs write it (`{…,"jsonrpc":"2.0","id":7}`); undefined otherwise. In valid JSON that
- * ends `,"id":7}` or `{"id":7}`, the final brace closes the top-level object and the member before it can
- * only be that object's own `id`: a string cannot hold an unescaped quote, and an escaped one is preceded by
- * a backslash, not a comma.
+ * The pieces of a text with its id replaced, when the id is the top-level object's last member and nothing
+ * else follows, which is where both SDKs write it (`{…,"jsonrpc":"2.0","id":7}`); undefined otherwise. In
+ * valid JSON that ends `,"id":7}` or `{"id":7}`, the final brace closes the top-level object and the member
+ * before it can only be that object's own `id`: a string cannot hold an unescaped quote, and an escaped one
+ * is preceded by a backslash, not a comma.
  */
-export function spliceId(text: string, from: RequestId, to: RequestId): string | undefined {
+export function spliceId(pieces: readonly string[], from: RequestId, to: RequestId): string[] | undefined {
   const tail = `"id":${JSON.stringify(from)}}`;
-  if (!text.endsWith(tail)) return undefined;
-  const before = text.charCodeAt(text.length - tail.length - 1);
+  const last = pieces.at(-1)!;
+  if (!last.endsWith(tail)) return undefined;
+  const cut = last.length - tail.length;
+  const previous = pieces.at(-2);
+  const before = cut > 0 ? last.charCodeAt(cut - 1) : previous?.charCodeAt(previous.length - 1);
   if (before !== COMMA && before !== OPEN_BRACE) return undefined;
-  return `${text.slice(0, text.length - tail.length)}"id":${JSON.stringify(to)}}`;
+  const head = cut > 0 ? [...pieces.slice(0, -1), last.slice(0, cut)] : pieces.slice(0, -1);
+  return [...head, `"id":${JSON.stringify(to)}}`];
 }

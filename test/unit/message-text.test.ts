@@ -1,18 +1,23 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { parsedFrom, spliceId, textOf, withId } from '../../src/upstream/message-text.js';
+import { framed, parsedFrom, spliceId, withId } from '../../src/upstream/message-text.js';
+
+/** The message's text as one string, and the id splice on a text kept whole. */
+const textOf = (message: JSONRPCMessage) => framed('', message, '').join('');
+const splice = (text: string, from: string | number, to: string | number) =>
+  spliceId([text], from, to)?.join('');
 
 test('the id is spliced where the SDKs write it: last', () => {
   assert.is(
-    spliceId('{"result":{},"jsonrpc":"2.0","id":7}', 7, 'c-1'),
+    splice('{"result":{},"jsonrpc":"2.0","id":7}', 7, 'c-1'),
     '{"result":{},"jsonrpc":"2.0","id":"c-1"}',
   );
   assert.is(
-    spliceId('{"method":"x","jsonrpc":"2.0","id":"a\\"b"}', 'a"b', 3),
+    splice('{"method":"x","jsonrpc":"2.0","id":"a\\"b"}', 'a"b', 3),
     '{"method":"x","jsonrpc":"2.0","id":3}',
   );
-  assert.is(spliceId('{"id":7}', 7, 8), '{"id":8}');
+  assert.is(splice('{"id":7}', 7, 8), '{"id":8}');
 });
 
 test('anything else is left to serialization', () => {
@@ -24,7 +29,7 @@ test('anything else is left to serialization', () => {
     ['{"result":{}, "id": 7}', 7], // spaced out
     ['{"result":{},"id":8}', 7], // another id
   ];
-  for (const [text, id] of cases) assert.is(spliceId(text, id, 1), undefined, text);
+  for (const [text, id] of cases) assert.is(splice(text, id, 1), undefined, text);
 });
 
 test('whatever is spliced parses to the message under its new id', () => {
@@ -38,7 +43,7 @@ test('whatever is spliced parses to the message under its new id', () => {
         JSON.stringify({ id: from, result: { value } }),
         JSON.stringify({ result: { value, id: from } }),
       ]) {
-        const result = spliceId(text, from, 'new');
+        const result = splice(text, from, 'new');
         if (result === undefined) continue;
         spliced++;
         assert.equal(JSON.parse(result), { ...JSON.parse(text), id: 'new' }, text);
@@ -75,6 +80,24 @@ test('text with a line break is never relayed as it is', () => {
     assert.is(textOf(parsed), JSON.stringify(message));
     assert.is(textOf(withId(parsed, 5)), JSON.stringify({ ...message, id: 5 }));
   }
+});
+
+test('a large text is written in pieces: the kept text, the spliced id, the framing; never one copy of it all', () => {
+  const text = JSON.stringify({ result: { text: 'y'.repeat(70_000) }, jsonrpc: '2.0', id: 4 });
+  const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
+  parsedFrom(parsed, text);
+  const once = withId(parsed, 'a');
+  const twice = withId(once, 7); // spliced again: only the id's own piece changes
+  const pieces = framed('data: ', twice, '\n\n');
+  assert.is(pieces.length, 4);
+  assert.is(pieces[0], 'data: ');
+  assert.is(pieces[2], '"id":7}');
+  assert.is(pieces[3], '\n\n');
+  assert.equal(JSON.parse(pieces.slice(1, 3).join('')), { ...parsed, id: 7 });
+  // A small message is one string, framing included.
+  assert.equal(framed('data: ', { jsonrpc: '2.0', id: 1, result: {} }, '\n\n'), [
+    'data: {"jsonrpc":"2.0","id":1,"result":{}}\n\n',
+  ]);
 });
 
 test.run();

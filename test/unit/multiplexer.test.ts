@@ -2,7 +2,7 @@ import type { InitializeResult, JSONRPCMessage, RequestId } from '@modelcontextp
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { SessionChannel } from '../../src/upstream/channel.js';
-import { parsedFrom, textOf } from '../../src/upstream/message-text.js';
+import { framed, parsedFrom } from '../../src/upstream/message-text.js';
 import { Multiplexer } from '../../src/upstream/multiplexer.js';
 
 // The multiplexer is pure routing between maps; these tests drive it with plain messages. The same
@@ -304,8 +304,9 @@ test("a client's own text never reaches the shared upstream: only what the proxy
   parsedFrom(message, text);
   a.channel.send(message);
   const sent = upstream[0] as JSONRPCMessage;
-  assert.is(textOf(sent), JSON.stringify(sent));
-  assert.equal(JSON.parse(textOf(sent)).id, (sent as Loose).id);
+  const written = framed('', sent, '').join('');
+  assert.is(written, JSON.stringify(sent));
+  assert.equal(JSON.parse(written).id, (sent as Loose).id);
 });
 
 test.run();

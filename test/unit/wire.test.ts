@@ -131,7 +131,7 @@ test('initialize is recognised only with what a session starts from', () => {
 
 test('an SSE event carries one message on one data line', () => {
   const message = { jsonrpc: '2.0' as const, id: 1, result: { text: 'two\nlines' } };
-  const event = sseEvent(message);
+  const event = sseEvent(message).join('');
   assert.is(event, `event: message\ndata: ${JSON.stringify(message)}\n\n`);
   assert.is(event.split('\n').length, 4);
 });
