@@ -118,20 +118,23 @@ export class Fleet {
    * without building the listing. The proxy-wide session cap asks on every request that opens a session.
    */
   sessionCount(): number {
-    let open = 0;
-    for (const { upstream } of this.entries.values()) open += upstream?.status().sessions ?? 0;
-    for (const versions of this.draining.values()) for (const old of versions) open += old.status().sessions;
-    return open;
+    return this.allVersions().reduce((open, upstream) => open + upstream.status().sessions, 0);
   }
 
   /** Stops every version, current and draining. A reload under way is abandoned; later ones do nothing. */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.drainTimers) clearTimeout(timer);
-    const all = [...this.entries.values()].flatMap((e) => (e.upstream ? [e.upstream] : []));
-    for (const set of this.draining.values()) all.push(...set);
+    const all = this.allVersions();
     this.draining.clear();
     await Promise.all(all.map((u) => u.stop()));
+  }
+
+  /** Every running version: each server's current one and those still draining. */
+  private allVersions(): Upstream[] {
+    const all = [...this.entries.values()].flatMap((e) => (e.upstream ? [e.upstream] : []));
+    for (const set of this.draining.values()) all.push(...set);
+    return all;
   }
 
   private async applyNow(servers: readonly ServerSpec[]): Promise<ReloadReport> {
