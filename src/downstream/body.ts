@@ -11,15 +11,16 @@ export type BodyResult = { ok: true; text: string } | { ok: false; status: 413 |
  */
 export async function readBody(req: IncomingMessage, limit = DEFAULT_MAX_BODY_BYTES): Promise<BodyResult> {
   const tooLarge = { ok: false, status: 413, message: `request body exceeds ${limit} bytes` } as const;
+  const unreadable = { ok: false, status: 400, message: 'the request body could not be read' } as const;
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume(); // drain, so the connection can answer
     return tooLarge;
   }
+  // The client may have left while the request waited (for access checks, say): no event would come.
+  if (req.destroyed) return unreadable;
   // Listeners rather than `for await`: leaving an async iterator early destroys the socket, and the
   // client would never see the 413. Past the limit, the rest is read and dropped.
-  // The client may have left while the request waited (for access checks, say): no event would come.
-  if (req.destroyed) return { ok: false, status: 400, message: 'the request body could not be read' };
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -39,9 +40,7 @@ export async function readBody(req: IncomingMessage, limit = DEFAULT_MAX_BODY_BY
     req.on('end', () => {
       if (!settled) settle({ ok: true, text: Buffer.concat(chunks, size).toString('utf8') });
     });
-    const unreadable = () =>
-      settle({ ok: false, status: 400, message: 'the request body could not be read' });
-    req.on('error', unreadable);
-    req.on('close', unreadable); // after 'end' this settles nothing: the body was read
+    req.on('error', () => settle(unreadable));
+    req.on('close', () => settle(unreadable)); // after 'end' this settles nothing: the body was read
   });
 }

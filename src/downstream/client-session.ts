@@ -3,7 +3,7 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import type { SessionChannel } from '../upstream/channel.js';
 import { ErrorCode, isRequest, isResponse } from '../upstream/jsonrpc.js';
 import { SseStream, type SseTiming } from './sse-stream.js';
-import { SSE_HEADERS, type Refusal } from './wire.js';
+import { refusal, SSE_HEADERS, type Refusal } from './wire.js';
 
 /** The SDK's keep-alive interval. */
 const KEEP_ALIVE_MS = 15_000;
@@ -53,11 +53,11 @@ export class ClientSession {
     this.lastActivity = Date.now();
     const requestIds = messages.filter(isRequest).map((request) => request.id);
     if (new Set(requestIds).size < requestIds.length || requestIds.some((id) => this.waiting.has(id))) {
-      return {
-        status: 400,
-        code: ErrorCode.InvalidRequest,
-        message: 'Invalid Request: a request id is already in use in this session',
-      };
+      return refusal(
+        400,
+        ErrorCode.InvalidRequest,
+        'Invalid Request: a request id is already in use in this session',
+      );
     }
     // The client left while the proxy was busy (reading its body, opening its session): its requests
     // would be answered to no one, and a 'close' listener added now would never fire.
@@ -84,11 +84,11 @@ export class ClientSession {
   /** A GET: the session's stream for messages that belong to no request. One at a time. */
   listen(res: ServerResponse): Refusal | undefined {
     if (this.listening) {
-      return {
-        status: 409,
-        code: ErrorCode.UpstreamUnavailable,
-        message: 'Conflict: Only one SSE stream is allowed per session',
-      };
+      return refusal(
+        409,
+        ErrorCode.UpstreamUnavailable,
+        'Conflict: Only one SSE stream is allowed per session',
+      );
     }
     this.lastActivity = Date.now();
     if (res.destroyed) return undefined; // the client left while its access was checked

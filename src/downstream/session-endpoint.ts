@@ -10,6 +10,7 @@ import { ClientSession } from './client-session.js';
 import {
   isInitializeRequest,
   readMessages,
+  refusal,
   refuseGetHeaders,
   refusePostHeaders,
   refuseProtocolVersion,
@@ -81,9 +82,9 @@ export class SessionEndpoint {
         if (sessionId === undefined) return refuse(res, SESSION_REQUIRED);
         const session = this.sessions.get(sessionId);
         if (!session) return refuse(res, SESSION_NOT_FOUND);
-        const refusal =
+        const refused =
           (req.method === 'GET' && refuseGetHeaders(req.headers)) || refuseProtocolVersion(req.headers);
-        if (refusal) return refuse(res, refusal);
+        if (refused) return refuse(res, refused);
         if (req.method === 'GET') return refuse(res, session.listen(res));
         this.closeSession(sessionId);
         res.writeHead(200).end();
@@ -91,7 +92,7 @@ export class SessionEndpoint {
       }
       default:
         res.setHeader('Allow', 'GET, POST, DELETE');
-        return refuse(res, { status: 405, code: ErrorCode.InvalidRequest, message: 'Method Not Allowed' });
+        return refuse(res, refusal(405, ErrorCode.InvalidRequest, 'Method Not Allowed'));
     }
   }
 
@@ -107,18 +108,17 @@ export class SessionEndpoint {
     res: ServerResponse,
     sessionId: string | undefined,
   ): Promise<void> {
-    const refusal = refusePostHeaders(req.headers);
-    if (refusal) return refuse(res, refusal);
+    const refused = refusePostHeaders(req.headers);
+    if (refused) return refuse(res, refused);
     // An unknown session is refused before its body is read.
     if (sessionId !== undefined && !this.sessions.has(sessionId)) return refuse(res, SESSION_NOT_FOUND);
     const body = await readBody(req, this.options.maxBodyBytes?.() ?? DEFAULT_MAX_BODY_BYTES);
-    if (!body.ok)
-      return refuse(res, { status: body.status, code: ErrorCode.InvalidRequest, message: body.message });
+    if (!body.ok) return refuse(res, refusal(body.status, ErrorCode.InvalidRequest, body.message));
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.text);
     } catch {
-      return refuse(res, { status: 400, code: ErrorCode.ParseError, message: 'Parse error: Invalid JSON' });
+      return refuse(res, refusal(400, ErrorCode.ParseError, 'Parse error: Invalid JSON'));
     }
     const messages = readMessages(parsed);
     if (!Array.isArray(messages)) return refuse(res, messages);
@@ -198,28 +198,12 @@ function describe(message: JSONRPCMessage): Record<string, unknown> {
   return 'method' in message ? { method: message.method } : { response: true };
 }
 
-const badRequest = (message: string): Refusal => ({
-  status: 400,
-  code: ErrorCode.UpstreamUnavailable,
-  message,
-});
-const invalidRequest = (message: string): Refusal => ({
-  status: 400,
-  code: ErrorCode.InvalidRequest,
-  message,
-});
-const unavailable = (message: string): Refusal => ({
-  status: 503,
-  code: ErrorCode.UpstreamUnavailable,
-  message,
-});
+const badRequest = (message: string) => refusal(400, ErrorCode.UpstreamUnavailable, message);
+const invalidRequest = (message: string) => refusal(400, ErrorCode.InvalidRequest, message);
+const unavailable = (message: string) => refusal(503, ErrorCode.UpstreamUnavailable, message);
 const stopping = (name: string) => unavailable(`server ${name} is stopping`);
 const SESSION_REQUIRED = badRequest('Bad Request: Mcp-Session-Id header is required');
-const SESSION_NOT_FOUND: Refusal = {
-  status: 404,
-  code: ErrorCode.SessionNotFound,
-  message: 'Session not found',
-};
+const SESSION_NOT_FOUND = refusal(404, ErrorCode.SessionNotFound, 'Session not found');
 
 /**
  * Answers a refusal with its HTTP status and a JSON-RPC error body, as the transport's own errors have;

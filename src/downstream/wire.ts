@@ -22,7 +22,11 @@ export interface Refusal {
   message: string;
 }
 
-const refusal = (status: number, code: number, message: string): Refusal => ({ status, code, message });
+export const refusal = (status: number, code: number, message: string): Refusal => ({
+  status,
+  code,
+  message,
+});
 
 /** A POST must accept both answers the server may choose, and carry JSON. */
 export function refusePostHeaders(headers: IncomingHttpHeaders): Refusal | undefined {
