@@ -34,6 +34,14 @@ async function serveOne(
   }
 }
 
+/** A client that announces 100 bytes, sends a few and goes away after `ms`. */
+const sendPartThenLeave = (ms: number) => (port: number) => {
+  const client = request({ host: '127.0.0.1', port, method: 'POST', headers: { 'content-length': 100 } });
+  client.on('error', () => {});
+  client.write('{"partial":');
+  setTimeout(() => client.destroy(), ms);
+};
+
 test('a body is read whole', async () => {
   const result = await serveOne(
     (port) =>
@@ -47,12 +55,7 @@ test('a body is read whole', async () => {
 
 test('a client that left before the body was read settles it, rather than leaving it waiting for ever', async () => {
   const result = await serveOne(
-    (port) => {
-      const client = request({ host: '127.0.0.1', port, method: 'POST', headers: { 'content-length': 100 } });
-      client.on('error', () => {});
-      client.write('{"partial":');
-      setTimeout(() => client.destroy(), 50);
-    },
+    sendPartThenLeave(50),
     // As when access control takes its time: the client is gone before the body is asked for.
     async (req) => {
       await new Promise((resolve) => req.once('close', resolve));
@@ -63,15 +66,7 @@ test('a client that left before the body was read settles it, rather than leavin
 });
 
 test('a client that leaves while its body is being read settles it too', async () => {
-  const result = await serveOne(
-    (port) => {
-      const client = request({ host: '127.0.0.1', port, method: 'POST', headers: { 'content-length': 100 } });
-      client.on('error', () => {});
-      client.write('{"partial":');
-      setTimeout(() => client.destroy(), 100);
-    },
-    (req) => readBody(req, 1024),
-  );
+  const result = await serveOne(sendPartThenLeave(100), (req) => readBody(req, 1024));
   assert.is(result.ok, false);
 });
 
