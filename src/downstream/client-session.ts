@@ -52,7 +52,9 @@ export class ClientSession {
   post(res: ServerResponse, messages: JSONRPCMessage[]): Refusal | undefined {
     this.lastActivity = Date.now();
     const requestIds = messages.filter(isRequest).map((request) => request.id);
-    if (new Set(requestIds).size < requestIds.length || requestIds.some((id) => this.waiting.has(id))) {
+    // (The Set only for a batch: a single request cannot repeat itself, and this runs for every call.)
+    const repeated = requestIds.length > 1 && new Set(requestIds).size < requestIds.length;
+    if (repeated || requestIds.some((id) => this.waiting.has(id))) {
       return refusal(
         400,
         ErrorCode.InvalidRequest,
