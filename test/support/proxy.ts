@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { cliPath, fromRoot } from './paths.js';
+import { cliArgs, fromRoot } from './paths.js';
 
 export interface RunningProxy {
   /** http://127.0.0.1:PORT */
@@ -40,7 +40,7 @@ export async function startProxy(
   const config = manifest === undefined && options.config === undefined ? [] : ['-c', manifestPath];
   const child = spawn(
     process.execPath,
-    [cliPath, 'serve', ...config, '--port', '0', ...(options.args ?? [])],
+    [...cliArgs(), 'serve', ...config, '--port', '0', ...(options.args ?? [])],
     {
       cwd: dir,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cliPath } from './paths.js';
+import { cliArgs } from './paths.js';
 
 export interface CliResult {
   code: number;
@@ -15,7 +15,7 @@ export function runCli(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [cliPath, ...args],
+      [...cliArgs(), ...args],
       { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', ...options.env }, timeout: 20_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
