@@ -1,9 +1,9 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import type { SessionChannel } from '../upstream/channel.js';
+import type { ChannelListener, SessionChannel } from '../upstream/channel.js';
 import { ErrorCode, isRequest, isResponse } from '../upstream/jsonrpc.js';
 import { SseStream, type SseTiming } from './sse-stream.js';
-import { refusal, SSE_HEADERS, type Refusal } from './wire.js';
+import { refusal, sseHeaders, type Refusal } from './wire.js';
 
 /** The SDK's keep-alive interval. */
 const KEEP_ALIVE_MS = 15_000;
@@ -12,6 +12,14 @@ const POST_TIMING: SseTiming = { headersAfterMs: 100, keepAliveMs: KEEP_ALIVE_MS
 /** A GET stream has nothing to wait for: the client waits to see it open. */
 const GET_TIMING: SseTiming = { headersAfterMs: 0, keepAliveMs: KEEP_ALIVE_MS };
 
+/** What a session tells the endpoint that holds it: one object per endpoint, shared by its sessions. */
+export interface SessionHost {
+  /** The upstream ended the session: the endpoint forgets it and closes it. */
+  ended(session: ClientSession): void;
+  /** A message the client can no longer be given (its stream is gone). */
+  undeliverable(session: ClientSession, message: JSONRPCMessage): void;
+}
+
 /**
  * One client session of the Streamable HTTP transport, in front of its channel to the upstream: which
  * HTTP response carries each message back. A response goes on the stream of the POST that carried its
@@ -19,29 +27,28 @@ const GET_TIMING: SseTiming = { headersAfterMs: 0, keepAliveMs: KEEP_ALIVE_MS };
  * that request's stream; anything else on the session's GET stream, or nowhere when none is open, as the
  * spec allows. No event ids are kept, so streams cannot be resumed: a client that lost one asks again.
  */
-export class ClientSession {
+export class ClientSession implements ChannelListener {
   lastActivity = Date.now();
   /** The stream each request still waiting for its response will be answered on. */
   private readonly waiting = new Map<RequestId, SseStream>();
   /** The GET stream, when the client holds one open. */
   private listening: SseStream | undefined;
-  /** Every stream open now, GET included. */
-  private readonly open = new Set<SseStream>();
+  /** How many streams are open now, GET included: a count, not a Set, to keep an idle session small. */
+  private openStreams = 0;
   private readonly headers: OutgoingHttpHeaders;
 
   constructor(
     readonly id: string,
     private readonly channel: SessionChannel,
-    /** A message the client can no longer be given (its stream is gone). */
-    private readonly undeliverable: (message: JSONRPCMessage) => void,
+    private readonly host: SessionHost,
   ) {
-    this.headers = { ...SSE_HEADERS, 'mcp-session-id': id };
-    channel.onmessage = (message, relatedRequestId) => this.deliver(message, relatedRequestId);
+    this.headers = sseHeaders(id);
+    channel.listener = this;
   }
 
   /** Whether nothing is being served for this session now: a held GET stream counts as work. */
   get idle(): boolean {
-    return this.open.size === 0;
+    return this.openStreams === 0;
   }
 
   /**
@@ -98,32 +105,42 @@ export class ClientSession {
     return undefined;
   }
 
-  /** Ends every stream and lets the upstream know the session is over. */
+  /**
+   * Ends every stream and lets the upstream know the session is over. A stream that is open but neither
+   * waiting nor listening has answered all it owed and ended already; ending one twice does nothing.
+   */
   close(): void {
-    for (const stream of this.open) stream.end();
+    for (const stream of this.waiting.values()) stream.end();
+    this.listening?.end();
     this.channel.close();
   }
 
-  private deliver(message: JSONRPCMessage, relatedRequestId: RequestId | undefined): void {
+  /** A message from the upstream, onto the stream that should carry it. */
+  deliver(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
     if (isResponse(message)) {
       const { id } = message;
       const stream = id === undefined ? undefined : this.waiting.get(id);
-      if (id === undefined || !stream) return this.undeliverable(message);
+      if (id === undefined || !stream) return this.host.undeliverable(this, message);
       this.waiting.delete(id);
       return stream.respond(message);
     }
-    if (!('method' in message)) return this.undeliverable(message); // an error without an id: no one to tell
+    // An error without an id: no one to tell.
+    if (!('method' in message)) return this.host.undeliverable(this, message);
     const stream = relatedRequestId === undefined ? this.listening : this.waiting.get(relatedRequestId);
     if (stream) stream.send(message);
-    else if (relatedRequestId !== undefined) this.undeliverable(message);
+    else if (relatedRequestId !== undefined) this.host.undeliverable(this, message);
+  }
+
+  upstreamClosed(): void {
+    this.host.ended(this);
   }
 
   private track(res: ServerResponse, stream: SseStream, requestIds: RequestId[]): SseStream {
-    this.open.add(stream);
+    this.openStreams++;
     res.once('close', () => {
       // Answered, or the client went away: a request still waiting then has no one to answer.
       stream.stop();
-      this.open.delete(stream);
+      this.openStreams--;
       for (const id of requestIds) if (this.waiting.get(id) === stream) this.waiting.delete(id);
       if (this.listening === stream) this.listening = undefined;
       this.lastActivity = Date.now();

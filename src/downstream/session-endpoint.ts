@@ -6,7 +6,7 @@ import { UnavailableError, type ChannelSource, type SessionChannel } from '../up
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
 import { parsedFrom } from '../upstream/message-text.js';
 import { DEFAULT_MAX_BODY_BYTES, readBody } from './body.js';
-import { ClientSession } from './client-session.js';
+import { ClientSession, type SessionHost } from './client-session.js';
 import {
   isInitializeRequest,
   readMessages,
@@ -38,6 +38,17 @@ export class SessionEndpoint {
   private opening = 0;
   private reaper: NodeJS.Timeout | undefined;
   private closed = false;
+  /** What every session of this endpoint calls back: made once, so that a session holds no closures. */
+  private readonly host: SessionHost = {
+    ended: (session) => this.closeSession(session.id),
+    undeliverable: (session, message) =>
+      // The client's stream is gone (it disconnected): nothing left to deliver to.
+      this.options.log.debug('deliver-failed', {
+        server: this.options.name,
+        session: session.id,
+        ...describe(message),
+      }),
+  };
 
   constructor(
     private readonly source: ChannelSource,
@@ -141,7 +152,7 @@ export class SessionEndpoint {
     if (messages.length > 1) {
       return refuse(res, invalidRequest('Invalid Request: Only one initialization request is allowed'));
     }
-    const { maxSessions, name, log } = this.options;
+    const { maxSessions, name } = this.options;
     if (maxSessions !== undefined && this.sessions.size + this.opening >= maxSessions) {
       res.setHeader('Retry-After', '5');
       return refuse(
@@ -166,11 +177,7 @@ export class SessionEndpoint {
       channel.close();
       return refuse(res, stopping(name));
     }
-    const session = new ClientSession(randomUUID(), channel, (message) =>
-      // The client's stream is gone (it disconnected): nothing left to deliver to.
-      log.debug('deliver-failed', { server: name, session: session.id, ...describe(message) }),
-    );
-    channel.onclose = () => this.closeSession(session.id);
+    const session = new ClientSession(randomUUID(), channel, this.host);
     this.sessions.set(session.id, session);
     session.post(res, messages); // one initialize request: nothing for it to refuse
   }

@@ -4,7 +4,7 @@
  * transport's (`webStandardStreamableHttp.js`), so a client that learned them from an SDK server, or from
  * this proxy before it served the transport itself (decision 0020), sees no difference.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { MAX_BATCH_SIZE } from '@modelcontextprotocol/sdk/server/requestBody.js';
 import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import {
@@ -125,13 +125,21 @@ export function isInitializeRequest(message: JSONRPCMessage): message is JSONRPC
   );
 }
 
-/** The headers of every SSE answer: no caching, no transformation, no buffering by a proxy in between. */
-export const SSE_HEADERS = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
-  'x-accel-buffering': 'no',
-} as const;
+/**
+ * The headers of every SSE answer in a session: no caching, no transformation, no buffering by a proxy in
+ * between. Kept per session, so written as one literal: objects built by spreading a shared one took a
+ * hidden class of their own each in the running proxy, about 350 bytes per session that a literal's
+ * shared class does not cost.
+ */
+export function sseHeaders(sessionId: string): OutgoingHttpHeaders {
+  return {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'mcp-session-id': sessionId,
+  };
+}
 
 /**
  * One message as an SSE event, in pieces to be written in turn. JSON has no raw newlines, so the message fits

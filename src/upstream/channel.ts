@@ -8,14 +8,23 @@ export interface SessionChannel {
   /** A message from the client. */
   send(message: JSONRPCMessage): void;
   /**
-   * Set by the endpoint: a message for the client. `relatedRequestId` names the client request whose
-   * response stream should carry it (progress, logs, server-to-client requests during a call).
+   * Set by the endpoint once it has made the session: who hears from the upstream. One object rather than
+   * a callback per event, since every session, idle ones too, holds it for its whole life.
    */
-  onmessage?: (message: JSONRPCMessage, relatedRequestId?: RequestId) => void;
-  /** Set by the endpoint: the upstream ended this session (its child exited); the client must start over. */
-  onclose?: () => void;
+  listener?: ChannelListener;
   /** The client's session is over (DELETE, idle timeout, shutdown). Idempotent. */
   close(): void;
+}
+
+/** The client's side of a session, as its channel sees it. */
+export interface ChannelListener {
+  /**
+   * A message for the client. `relatedRequestId` names the client request whose response stream should
+   * carry it (progress, logs, server-to-client requests during a call).
+   */
+  deliver(message: JSONRPCMessage, relatedRequestId?: RequestId): void;
+  /** The upstream ended this session (its child exited); the client must start over. */
+  upstreamClosed(): void;
 }
 
 /** Where an endpoint gets a channel for each new client session. */

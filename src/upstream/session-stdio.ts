@@ -1,7 +1,7 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { SessionEndpoint } from '../downstream/session-endpoint.js';
 import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
-import { UnavailableError, type SessionChannel } from './channel.js';
+import { UnavailableError, type ChannelListener, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse } from './jsonrpc.js';
 import { describeExit, sessionEndpointFor, spawnServerChild, whyServerNotRunnable } from './spawn.js';
@@ -126,8 +126,7 @@ class SessionStdioUpstream implements Upstream {
 
 /** One session's own child: messages pass as they are, and the request each belongs to is tracked. */
 class ChildChannel implements SessionChannel {
-  onmessage?: (message: JSONRPCMessage, relatedRequestId?: RequestId) => void;
-  onclose?: () => void;
+  listener?: ChannelListener;
   /** Client requests in flight, with their progress tokens (where the child's notifications belong) and timers. */
   private readonly inFlight = new Map<RequestId, { token?: string | number; timer?: NodeJS.Timeout }>();
 
@@ -143,13 +142,13 @@ class ChildChannel implements SessionChannel {
     // Requests in flight get an answer instead of silence, then the session ends.
     for (const [id, { timer }] of this.inFlight) {
       clearTimeout(timer);
-      this.onmessage?.(
+      this.listener?.deliver(
         errorResponse(id, ErrorCode.UpstreamUnavailable, `server process ${describeExit(exit)}`),
         id,
       );
     }
     this.inFlight.clear();
-    this.onclose?.();
+    this.listener?.upstreamClosed();
   }
 
   send(message: JSONRPCMessage): void {
@@ -188,7 +187,7 @@ class ChildChannel implements SessionChannel {
       method: 'notifications/cancelled',
       params: { requestId: id, reason: `no answer within ${timeout} ms` },
     });
-    this.onmessage?.(
+    this.listener?.deliver(
       errorResponse(id, ErrorCode.RequestTimeout, `upstream did not answer within ${timeout} ms`),
       id,
     );
@@ -197,7 +196,7 @@ class ChildChannel implements SessionChannel {
   private fromChild(message: JSONRPCMessage): void {
     if (isResponse(message)) {
       if (message.id !== undefined && !this.settle(message.id)) return; // timed out: already answered
-      this.onmessage?.(message);
+      this.listener?.deliver(message);
       return;
     }
     if (isNotification(message) && message.method === 'notifications/progress') {
@@ -205,12 +204,12 @@ class ChildChannel implements SessionChannel {
       for (const [id, entry] of this.inFlight) {
         if (entry.token !== token) continue;
         entry.timer?.refresh(); // a call that reports progress is alive
-        return this.onmessage?.(message, id);
+        return this.listener?.deliver(message, id);
       }
     }
     // Logs and requests of the child while exactly one request is in flight travel on that request's
     // stream, where a client waiting for the result is sure to be listening.
     const sole = this.inFlight.size === 1 ? [...this.inFlight.keys()][0] : undefined;
-    this.onmessage?.(message, isRequest(message) || isNotification(message) ? sole : undefined);
+    this.listener?.deliver(message, isRequest(message) || isNotification(message) ? sole : undefined);
   }
 }

@@ -25,8 +25,10 @@ function setup() {
   const open = () => {
     const channel: SessionChannel = mux.openSession();
     const received: { message: Loose; related?: RequestId }[] = [];
-    channel.onmessage = (message, related) =>
-      received.push({ message, ...(related !== undefined && { related }) });
+    channel.listener = {
+      deliver: (message, related) => received.push({ message, ...(related !== undefined && { related }) }),
+      upstreamClosed: () => {},
+    };
     return { channel, received };
   };
   return { mux, upstream, open };
@@ -236,7 +238,7 @@ test('a request the upstream does not answer in time fails for the client and is
   mux.upstreamReady(INIT);
   const channel = mux.openSession();
   const received: Loose[] = [];
-  channel.onmessage = (m) => received.push(m);
+  channel.listener = { deliver: (m) => received.push(m), upstreamClosed: () => {} };
   channel.send(req(4, 'tools/call', { name: 'hang' }));
   const upstreamId = upstream[0]!.id;
   await new Promise((r) => setTimeout(r, 120));
@@ -261,7 +263,7 @@ test('progress keeps a long call alive past the timeout', async () => {
   mux.upstreamReady(INIT);
   const channel = mux.openSession();
   const received: Loose[] = [];
-  channel.onmessage = (m) => received.push(m);
+  channel.listener = { deliver: (m) => received.push(m), upstreamClosed: () => {} };
   channel.send(req(1, 'tools/call', { name: 'long', _meta: { progressToken: 't' } }));
   const { id, params } = upstream[0]!;
   for (let i = 0; i < 4; i++) {
