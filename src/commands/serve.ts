@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { Fleet } from '../fleet/fleet.js';
-import { createApp } from '../gateway/app.js';
+import { createGateway } from '../gateway/app.js';
 import { isLoopback } from '../host-address.js';
 import { createLogger, parseLevel } from '../log.js';
 import { formatDiagnostic } from '../manifest/diagnostics.js';
@@ -70,7 +70,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     () => fleet.list(),
     (name) => fleet.has(name),
   );
-  const app = createApp({
+  const gateway = createGateway({
     fleet,
     log,
     metrics,
@@ -80,7 +80,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   });
   // Node checks header and request timeouts on this interval (30 s by default): a slow client would
   // otherwise hold its connection far beyond `headersTimeout`.
-  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, app.callback()).listen({
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, gateway).listen({
     host,
     port,
   });

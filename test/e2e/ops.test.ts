@@ -1,7 +1,15 @@
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
+import {
+  connect,
+  fixtureCommand,
+  postInitialize,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+} from '../support/proxy.js';
 
 // The operations endpoints of the real proxy process: /readyz, /metrics, request ids and the access log.
 
@@ -101,6 +109,47 @@ test('a request to a name no server has is counted under "(unknown)", never unde
     (before ?? 0) + 3,
   );
   assert.not.match(text, name);
+});
+
+test('an MCP endpoint is found however its path is spelt: trailing slash, case, query, absolute form', async ({
+  proxy,
+}) => {
+  // Served ahead of Koa (decision 0024): these are the spellings Koa's router matched.
+  for (const path of ['/servers/echo/mcp/', '/SERVERS/echo/MCP', '/servers/%65cho/mcp?x=1']) {
+    const answer = await postInitialize(`${proxy.url}${path}`);
+    assert.is(answer.status, 200, path);
+    assert.ok(answer.headers.get('mcp-session-id'), path);
+    await answer.body?.cancel();
+  }
+  // The form a client sends to a forward proxy; HTTP/1.1 servers must accept it.
+  const { port } = new URL(proxy.url);
+  const absolute = await new Promise<number>((resolve, reject) => {
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `http://127.0.0.1:${port}/servers/echo/mcp`,
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+  assert.is(absolute, 200);
+  const other = await fetch(`${proxy.url}/servers/echo/mcp/extra`, { method: 'POST', body: '{}' });
+  assert.is(other.status, 404);
+  await other.body?.cancel();
 });
 
 test('X-Request-Id is echoed when it is a safe token, and replaced when it is not', async ({ proxy }) => {

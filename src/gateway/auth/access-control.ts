@@ -1,7 +1,8 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type Koa from 'koa';
 import type { AuthConfig, ServerSpec } from '../../manifest/types.js';
-import { ErrorCode, errorBody } from '../../upstream/jsonrpc.js';
+import { ErrorCode } from '../../upstream/jsonrpc.js';
+import { denial, setDenial, type Denial } from '../denial.js';
 import { matchApiKey } from './api-keys.js';
 import { presentedCredential } from './credentials.js';
 import { JwtVerifier } from './jwt.js';
@@ -48,76 +49,79 @@ export class AccessControl {
   requireAnyPrincipal(): Koa.Middleware {
     return async (ctx, next) => {
       if (!this.config) return next();
-      const principal = await this.authenticate(ctx, undefined);
-      if (principal) await next();
+      const principal = await this.authenticate(ctx.req.headers, undefined);
+      if (isDenial(principal)) return setDenial(ctx, principal);
+      await next();
     };
   }
 
   /**
    * For /servers/:name/mcp: authenticates, authorizes for the server, checks the session's owner, and
-   * records the owner of a session the response opens. False after answering the refusal itself.
-   * `spec` is the server's current spec, undefined for a name the fleet does not serve.
+   * records the owner of a session the response opens. `spec` is the server's current spec, undefined for
+   * a name the fleet does not serve.
    */
-  async guard(ctx: Koa.Context, name: string, spec: ServerSpec | undefined): Promise<boolean> {
-    if (!this.config) return true;
-    const principal = await this.authenticate(ctx, name);
-    if (!principal) return false;
+  async guard(
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    spec: ServerSpec | undefined,
+  ): Promise<Denial | undefined> {
+    if (!this.config) return undefined;
+    const principal = await this.authenticate(req.headers, name);
+    if (isDenial(principal)) return principal;
     // An unknown server is the router's 404: said only to callers who may ask.
     if (spec) {
       const decision = authorize(principal, spec);
       if (!decision.allow) {
-        const challenge = this.challenge(ctx, name, 'insufficient_scope');
-        deny(ctx, 403, ErrorCode.InvalidRequest, `Forbidden: ${decision.reason}`, challenge);
-        return false;
+        const challenge = this.challenge(req.headers, name, 'insufficient_scope');
+        return deny(403, ErrorCode.InvalidRequest, `Forbidden: ${decision.reason}`, challenge);
       }
     }
-    const sessionId = ctx.get('mcp-session-id');
-    if (sessionId) {
+    const sessionId = req.headers['mcp-session-id'];
+    if (typeof sessionId === 'string' && sessionId !== '') {
       if (!this.owners.mayUse(sessionId, name, principal.id)) {
-        deny(ctx, 404, ErrorCode.SessionNotFound, 'Session not found');
-        return false;
+        return denial(404, ErrorCode.SessionNotFound, 'Session not found');
       }
-      if (ctx.method === 'DELETE') ctx.res.once('finish', () => this.owners.forget(sessionId));
+      if (req.method === 'DELETE') res.once('finish', () => this.owners.forget(sessionId));
     } else {
-      this.recordOpenedSession(ctx.res, name, principal.id);
+      this.recordOpenedSession(res, name, principal.id);
     }
-    return true;
+    return undefined;
   }
 
   /** RFC 9728 protected-resource metadata for one server's endpoint; undefined without JWT auth. */
-  resourceMetadata(ctx: Koa.Context, name: string): Record<string, unknown> | undefined {
+  resourceMetadata(headers: IncomingHttpHeaders, name: string): Record<string, unknown> | undefined {
     const jwt = this.config?.jwt;
     if (!jwt) return undefined;
     return {
-      resource: `${publicOrigin(ctx)}/servers/${encodeURIComponent(name)}/mcp`,
+      resource: `${publicOrigin(headers)}/servers/${encodeURIComponent(name)}/mcp`,
       authorization_servers: [jwt.issuer],
       bearer_methods_supported: ['header'],
       resource_name: name,
     };
   }
 
-  /** The principal, or undefined after answering 401/503 itself. */
-  private async authenticate(ctx: Koa.Context, server: string | undefined): Promise<Principal | undefined> {
-    const credential = presentedCredential(ctx.req.headers);
+  /** The principal, or the 401/503 to answer instead. */
+  private async authenticate(
+    headers: IncomingHttpHeaders,
+    server: string | undefined,
+  ): Promise<Principal | Denial> {
+    const credential = presentedCredential(headers);
     if (credential === undefined) {
-      deny(
-        ctx,
+      return deny(
         401,
         ErrorCode.InvalidRequest,
         'Unauthorized: send Authorization: Bearer <token> or X-API-Key',
-        this.challenge(ctx, server),
+        this.challenge(headers, server),
       );
-      return undefined;
     }
     if ('malformed' in credential) {
-      deny(
-        ctx,
+      return deny(
         401,
         ErrorCode.InvalidRequest,
         `Unauthorized: ${credential.malformed}`,
-        this.challenge(ctx, server, 'invalid_request'),
+        this.challenge(headers, server, 'invalid_request'),
       );
-      return undefined;
     }
     const byKey = matchApiKey(this.config!.apiKeys, credential.value);
     if (byKey) return byKey;
@@ -125,34 +129,30 @@ export class AccessControl {
       const result = await this.jwt.verify(credential.value);
       if (result.ok) return result.principal;
       if (result.kind === 'unavailable') {
-        ctx.set('Retry-After', '10');
-        deny(ctx, 503, ErrorCode.UpstreamUnavailable, `Service Unavailable: ${result.reason}`);
-        return undefined;
+        return denial(503, ErrorCode.UpstreamUnavailable, `Service Unavailable: ${result.reason}`, {
+          'Retry-After': '10',
+        });
       }
-      deny(
-        ctx,
+      return deny(
         401,
         ErrorCode.InvalidRequest,
         `Unauthorized: ${result.reason}`,
-        this.challenge(ctx, server, 'invalid_token'),
+        this.challenge(headers, server, 'invalid_token'),
       );
-      return undefined;
     }
-    deny(
-      ctx,
+    return deny(
       401,
       ErrorCode.InvalidRequest,
       'Unauthorized: the credential is not valid',
-      this.challenge(ctx, server, 'invalid_token'),
+      this.challenge(headers, server, 'invalid_token'),
     );
-    return undefined;
   }
 
   /** The WWW-Authenticate value: where to learn how to get a token (RFC 9728), and what went wrong. */
-  private challenge(ctx: Koa.Context, server: string | undefined, error?: string): string {
+  private challenge(headers: IncomingHttpHeaders, server: string | undefined, error?: string): string {
     const parts = [
       this.jwt && server
-        ? `resource_metadata="${publicOrigin(ctx)}/.well-known/oauth-protected-resource/servers/${encodeURIComponent(server)}/mcp"`
+        ? `resource_metadata="${publicOrigin(headers)}/.well-known/oauth-protected-resource/servers/${encodeURIComponent(server)}/mcp"`
         : 'realm="mcp-proxy"',
     ];
     if (error) parts.push(`error="${error}"`);
@@ -174,19 +174,28 @@ export class AccessControl {
   }
 }
 
-function deny(ctx: Koa.Context, status: number, code: number, message: string, challenge?: string): void {
-  ctx.status = status;
-  if (challenge) ctx.set('WWW-Authenticate', challenge);
-  ctx.type = 'application/json';
-  ctx.body = errorBody(code, message);
+/** A refusal that tells the client how to authenticate. */
+function deny(status: number, code: number, message: string, challenge: string): Denial {
+  return denial(status, code, message, { 'WWW-Authenticate': challenge });
+}
+
+function isDenial(result: Principal | Denial): result is Denial {
+  return 'status' in result;
 }
 
 /**
  * The origin clients use to reach the proxy, for URLs in metadata. Behind an ingress that terminates
  * TLS, X-Forwarded-Proto and X-Forwarded-Host say it; they only shape URLs handed back to that caller.
+ * The proxy itself serves plain HTTP.
  */
-function publicOrigin(ctx: Koa.Context): string {
-  const proto = ctx.get('x-forwarded-proto').split(',')[0]?.trim() || ctx.protocol;
-  const host = ctx.get('x-forwarded-host').split(',')[0]?.trim() || ctx.host;
+function publicOrigin(headers: IncomingHttpHeaders): string {
+  const proto = firstOf(headers['x-forwarded-proto']) || 'http';
+  const host = firstOf(headers['x-forwarded-host']) || (headers.host ?? '');
   return `${proto}://${host}`;
+}
+
+/** The first of a comma-separated header's values (a proxy chain appends its own). */
+function firstOf(value: string | string[] | undefined): string {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return text.split(',')[0]!.trim();
 }

@@ -1,0 +1,47 @@
+import type { ServerResponse } from 'node:http';
+import type Koa from 'koa';
+import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
+
+/**
+ * A request the gateway answers itself, with an error: refused by the origin check, access control or a
+ * limit, or naming no server. Decided as a value, so that the MCP endpoint (served on Node's own response)
+ * and the Koa routes answer it alike.
+ */
+export interface Denial {
+  status: number;
+  /** The JSON-RPC error code of the body. */
+  code: number;
+  message: string;
+  /** Headers that go with it: WWW-Authenticate, Retry-After. */
+  headers?: Record<string, string>;
+}
+
+export function denial(
+  status: number,
+  code: number,
+  message: string,
+  headers?: Record<string, string>,
+): Denial {
+  return { status, code, message, ...(headers && { headers }) };
+}
+
+/** Answers on Node's response: a JSON-RPC error body with id null. */
+export function writeDenial(res: ServerResponse, { status, code, message, headers }: Denial): void {
+  res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(errorBody(code, message));
+}
+
+/** Answers through Koa's context, for the routes Koa serves. */
+export function setDenial(ctx: Koa.Context, { status, code, message, headers }: Denial): void {
+  ctx.status = status;
+  if (headers) ctx.set(headers);
+  ctx.type = 'application/json';
+  ctx.body = errorBody(code, message);
+}
+
+export function unknownServer(name: string): Denial {
+  return denial(
+    404,
+    ErrorCode.InvalidRequest,
+    `no server named "${name}" is served here (it is unknown or disabled)`,
+  );
+}
