@@ -110,9 +110,12 @@ export async function measureSequential(
 /**
  * V8 needs thousands of calls before the hot paths of an SDK-based server are optimized (measured on the
  * proxy: ~3,000 sequential calls before its CPU per call stops falling, from 590 to 340 µs on the main
- * thread, plus compiler threads): every target gets the same warm-up, over a few sessions at once.
+ * thread, plus compiler threads): every target gets the same warm-up, over a few sessions at once. Large
+ * messages take other paths (and make the heap grow to hold them): the first 1 MiB calls of a warmed
+ * target took up to twice as long as later ones, on every HTTP target, so each payload size is warmed too.
+ * A size a target refuses is not retried here; the measured phase reports it.
  */
-export async function warmUp(target: Target, calls: number, sessions = 4): Promise<void> {
+export async function warmUp(target: Target, calls: number, sessions = 4, payloadCalls = 0): Promise<void> {
   const clients = await Promise.all(Array.from({ length: sessions }, () => openClient(target.client)));
   try {
     const deadline = performance.now() + 30_000;
@@ -123,7 +126,16 @@ export async function warmUp(target: Target, calls: number, sessions = 4): Promi
         }
       }),
     );
-    await echo(clients[0]!.client, 'x'.repeat(64 * 1024));
+    for (const bytes of Object.values(PAYLOADS)) {
+      const text = 'x'.repeat(bytes);
+      for (let i = 0; i < payloadCalls && performance.now() < deadline; i++) {
+        const refused = await echo(clients[0]!.client, text).then(
+          () => false,
+          () => true,
+        );
+        if (refused) break;
+      }
+    }
   } finally {
     await Promise.all(clients.map((c) => c.close()));
   }

@@ -71,6 +71,8 @@ export interface Config {
   payloads: Record<string, number>;
   payloadBudgetMs: number;
   warmupCalls: number;
+  /** Calls of each payload size in the warm-up (see warmUp). */
+  payloadWarmupCalls: number;
   /** Time after the clients of a level closed before children are counted. */
   afterMs: number;
   maxCallsPerWindow: number;
@@ -98,9 +100,10 @@ const FULL: Config = {
   seqBudgetMs: 30_000,
   concMs: 5_000,
   levels: [1, 8, 32],
-  payloads: { '64KiB': 30, '1MiB': 10 },
+  payloads: { '64KiB': 30, '1MiB': 30 },
   payloadBudgetMs: 30_000,
   warmupCalls: 3000,
+  payloadWarmupCalls: 5,
   afterMs: 1500,
   maxCallsPerWindow: 1_000_000,
   abandonShared: 10_000,
@@ -129,6 +132,7 @@ const QUICK: Config = {
   payloads: { '64KiB': 1, '1MiB': 1 },
   payloadBudgetMs: 3000,
   warmupCalls: 5,
+  payloadWarmupCalls: 0,
   afterMs: 300,
   abandonShared: 200,
   abandonSession: 3,
@@ -352,6 +356,7 @@ async function main(): Promise<void> {
           e.target,
           e.target.slow ? Math.min(3, cfg.warmupCalls) : cfg.warmupCalls,
           e.target.slow ? 1 : 4,
+          e.target.slow ? 0 : cfg.payloadWarmupCalls,
         );
       } catch (error) {
         e.error = `warm-up failed: ${describeError(error)}`;
