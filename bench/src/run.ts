@@ -71,7 +71,7 @@ export interface Config {
   payloads: Record<string, number>;
   payloadBudgetMs: number;
   warmupCalls: number;
-  /** Calls of each payload size in the warm-up (see warmUp). */
+  /** Untimed calls of each payload size before its first timed one (see measurePayloads). */
   payloadWarmupCalls: number;
   /** Time after the clients of a level closed before children are counted. */
   afterMs: number;
@@ -356,7 +356,6 @@ async function main(): Promise<void> {
           e.target,
           e.target.slow ? Math.min(3, cfg.warmupCalls) : cfg.warmupCalls,
           e.target.slow ? 1 : 4,
-          e.target.slow ? 0 : cfg.payloadWarmupCalls,
         );
       } catch (error) {
         e.error = `warm-up failed: ${describeError(error)}`;
@@ -409,6 +408,7 @@ async function main(): Promise<void> {
           figures,
           Object.fromEntries(Object.entries(cfg.payloads).map(([k, v]) => [k, per(v)])),
           cfg.payloadBudgetMs / cfg.rounds,
+          target.slow ? 0 : cfg.payloadWarmupCalls,
         ),
     },
     ...cfg.levels.map((clients): Step => ({
