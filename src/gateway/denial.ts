@@ -25,9 +25,16 @@ export function denial(
   return { status, code, message, ...(headers && { headers }) };
 }
 
-/** Answers on Node's response: a JSON-RPC error body with id null. */
+/** Answers on Node's response: a JSON-RPC error body with id null, with the headers Koa gives the same body. */
 export function writeDenial(res: ServerResponse, { status, code, message, headers }: Denial): void {
-  res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(errorBody(code, message));
+  const body = errorBody(code, message);
+  res
+    .writeHead(status, {
+      ...headers,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    })
+    .end(body);
 }
 
 /** Answers through Koa's context, for the routes Koa serves. */

@@ -8,7 +8,7 @@ export class InFlight {
 
   /**
    * Counts a request from now until `end()`, unless it is a GET. Returns whether it was counted, that is
-   * whether `end()` is owed when its response closes (raw MCP responses outlive the middleware chain).
+   * whether `end()` is owed when its response closes (an MCP answer may outlive whatever started it).
    */
   begin(method: string): boolean {
     if (method === 'GET') return false;

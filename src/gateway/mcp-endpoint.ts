@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Limits } from '../manifest/types.js';
-import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
+import { ErrorCode } from '../upstream/jsonrpc.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
+import { headerText } from './headers.js';
 import { observe, type HttpErrorReporter, type Observers } from './observe.js';
 import { originDenial } from './origin.js';
 import { requestIdFor } from './request-id.js';
@@ -32,9 +33,9 @@ export function mcpEndpoint(
   const { fleet, settings, aliasAtRoot, failed } = options;
 
   async function serve(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
-    const refused = originDenial(textOf(req.headers.origin), settings.allowedOrigins);
+    const refused = originDenial(headerText(req.headers, 'origin'), settings.allowedOrigins);
     if (refused) return writeDenial(res, refused);
-    const sessionId = textOf(req.headers['mcp-session-id']);
+    const sessionId = headerText(req.headers, 'mcp-session-id');
     const upstream = fleet.route(name, sessionId);
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
     const denied =
@@ -50,42 +51,37 @@ export function mcpEndpoint(
     if (server === undefined) return false;
     // Set before anything answers, so that raw MCP responses carry it too (Node merges headers set here
     // into the upstream's writeHead).
-    const requestId = requestIdFor(textOf(req.headers['x-request-id']));
+    const requestId = requestIdFor(headerText(req.headers, 'x-request-id'));
     res.setHeader('X-Request-Id', requestId);
     const method = req.method ?? 'GET';
-    observe(res, options, { method, path: path!, server, requestId });
-    serve(req, res, server).catch((error: Error) => {
-      failed(error, requestId);
+    // Koa reports its own routes' connection errors (a body cut off by requestTimeout, say); these not.
+    observe(res, options, { method, path: path!, server, requestId }, failed);
+    serve(req, res, server).catch((error: unknown) => {
+      failed(error instanceof Error ? error : new Error(String(error)), requestId);
       if (res.headersSent) res.destroy();
-      else
-        res
-          .writeHead(500, { 'content-type': 'application/json' })
-          .end(errorBody(ErrorCode.InternalError, 'Internal Server Error'));
+      else writeDenial(res, denial(500, ErrorCode.InternalError, 'Internal Server Error'));
     });
     return true;
   };
 }
 
-/**
- * A header's value, none when empty. Node joins a repeated header into one string (only Set-Cookie comes
- * as a list), so the list case is typing only.
- */
-function textOf(value: string | string[] | undefined): string | undefined {
-  const text = Array.isArray(value) ? value.join(', ') : value;
-  return text === '' ? undefined : text;
-}
+/** The scheme and authority of a request target in absolute form (`POST http://host:port/path`). */
+const SCHEME_AND_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+const QUERY_OR_FRAGMENT = /[?#]/;
 
-/** The path without its query; a request in absolute form (`POST http://host/path`) has its path read out. */
-function pathOf(url: string): string | undefined {
-  if (url.startsWith('/')) {
-    const query = url.indexOf('?');
-    return query === -1 ? url : url.slice(0, query);
+/**
+ * The path of a request target as it was sent, without query and fragment: neither decoded nor with dot
+ * segments resolved, as Koa's router saw it. Undefined for a target that has none (`*`).
+ */
+function pathOf(target: string): string | undefined {
+  let path = target;
+  if (!target.startsWith('/')) {
+    const prefix = SCHEME_AND_AUTHORITY.exec(target);
+    if (!prefix) return undefined;
+    path = target.slice(prefix[0].length);
   }
-  try {
-    return new URL(url).pathname;
-  } catch {
-    return undefined;
-  }
+  const end = path.search(QUERY_OR_FRAGMENT);
+  return end === -1 ? path : path.slice(0, end);
 }
 
 /** Case-insensitive, an optional trailing slash, as Koa's router matched these paths before. */
@@ -93,7 +89,7 @@ const MCP_PATH = /^\/servers\/([^/]+)\/mcp\/?$/i;
 const ROOT_MCP_PATH = /^\/mcp\/?$/i;
 
 /** The server an MCP endpoint path names, percent-decoded; undefined for other paths. */
-export function mcpServerOf(path: string, aliasAtRoot: string | undefined): string | undefined {
+function mcpServerOf(path: string, aliasAtRoot: string | undefined): string | undefined {
   if (aliasAtRoot !== undefined && ROOT_MCP_PATH.test(path)) return aliasAtRoot;
   const encoded = MCP_PATH.exec(path)?.[1];
   if (encoded === undefined) return undefined;

@@ -46,11 +46,15 @@ export function observe(
   res: ServerResponse<IncomingMessage>,
   { log, metrics, inFlight }: Observers,
   { method, path, server, requestId }: RequestFacts,
+  /** Given, an error that ended the request's connection is reported to it. */
+  connectionFailed?: HttpErrorReporter,
 ): void {
   const started = performance.now();
   const counted = inFlight.begin(method);
   res.once('close', () => {
     if (counted) inFlight.end();
+    const broken = connectionFailed && res.req.socket?.errored;
+    if (broken) connectionFailed(broken, requestId);
     const ms = performance.now() - started;
     const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
     if (server !== undefined) metrics.request({ server, method, status, seconds: ms / 1000 });

@@ -13,9 +13,9 @@ export function requestIdFor(incoming: string | undefined): string {
 }
 
 /**
- * Gives each request an id, in `ctx.state.requestId` and in the `X-Request-Id` response header, so that a
- * client's report and the proxy's log line can be matched. Set before anything answers, so raw MCP
- * responses carry it too (Node merges headers set here into the upstream's `writeHead`).
+ * Gives each request to Koa's routes an id, in `ctx.state.requestId` and in the `X-Request-Id` response
+ * header, so that a client's report and the proxy's log line can be matched. (The MCP endpoint gives its
+ * own, with the same `requestIdFor`.)
  */
 export function requestId(): Koa.Middleware {
   return async (ctx, next) => {

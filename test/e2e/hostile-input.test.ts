@@ -176,6 +176,21 @@ test('a slow client is cut off by the header and request timeouts', async (ctx) 
   assert.ok(answer === '' || status(answer) === 408, answer.slice(0, 40));
 });
 
+test('a body that never arrives whole is cut off at the request timeout, and the cut is logged', async (ctx) => {
+  const started = Date.now();
+  await raw(
+    ctx.port,
+    `POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\nMcp-Session-Id: ${ctx.session}\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`,
+    8000,
+  );
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < 5000, `held for ${elapsed} ms`);
+  // As Koa reported its routes' connection errors; a client that merely left is not worth a line.
+  const logged = () => ctx.proxy.stderr().includes('"event":"http-error","error":"Request timeout"');
+  for (let i = 0; i < 50 && !logged(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(logged(), ctx.proxy.stderr().slice(-2000));
+});
+
 test('memory stays bounded under a flood of bad requests, and the proxy keeps serving', async (ctx) => {
   const rss = async () => {
     const text = await (await fetch(`${ctx.proxy.url}/metrics`)).text();

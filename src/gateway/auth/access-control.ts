@@ -3,6 +3,7 @@ import type Koa from 'koa';
 import type { AuthConfig, ServerSpec } from '../../manifest/types.js';
 import { ErrorCode } from '../../upstream/jsonrpc.js';
 import { denial, setDenial, type Denial } from '../denial.js';
+import { firstHeaderValue, headerText } from '../headers.js';
 import { matchApiKey } from './api-keys.js';
 import { presentedCredential } from './credentials.js';
 import { JwtVerifier } from './jwt.js';
@@ -69,7 +70,7 @@ export class AccessControl {
     if (!this.config) return undefined;
     const principal = await this.authenticate(req.headers, name);
     if (isDenial(principal)) return principal;
-    // An unknown server is the router's 404: said only to callers who may ask.
+    // An unknown server is answered 404 after this: only to callers who may ask.
     if (spec) {
       const decision = authorize(principal, spec);
       if (!decision.allow) {
@@ -77,8 +78,8 @@ export class AccessControl {
         return deny(403, ErrorCode.InvalidRequest, `Forbidden: ${decision.reason}`, challenge);
       }
     }
-    const sessionId = req.headers['mcp-session-id'];
-    if (typeof sessionId === 'string' && sessionId !== '') {
+    const sessionId = headerText(req.headers, 'mcp-session-id');
+    if (sessionId !== undefined) {
       if (!this.owners.mayUse(sessionId, name, principal.id)) {
         return denial(404, ErrorCode.SessionNotFound, 'Session not found');
       }
@@ -186,16 +187,20 @@ function isDenial(result: Principal | Denial): result is Denial {
 /**
  * The origin clients use to reach the proxy, for URLs in metadata. Behind an ingress that terminates
  * TLS, X-Forwarded-Proto and X-Forwarded-Host say it; they only shape URLs handed back to that caller.
- * The proxy itself serves plain HTTP.
+ * The proxy itself serves plain HTTP. Host is read as Koa reads it: its first value, without a user part.
  */
 function publicOrigin(headers: IncomingHttpHeaders): string {
-  const proto = firstOf(headers['x-forwarded-proto']) || 'http';
-  const host = firstOf(headers['x-forwarded-host']) || (headers.host ?? '');
+  const proto = firstHeaderValue(headers, 'x-forwarded-proto') || 'http';
+  const host = firstHeaderValue(headers, 'x-forwarded-host') || hostOnly(firstHeaderValue(headers, 'host'));
   return `${proto}://${host}`;
 }
 
-/** The first of a comma-separated header's values (a proxy chain appends its own). */
-function firstOf(value: string | string[] | undefined): string {
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-  return text.split(',')[0]!.trim();
+/** `user@host:port` (invalid in a Host header, RFC 9110 §7.2) without its user part; '' if unparseable. */
+function hostOnly(host: string): string {
+  if (!host.includes('@')) return host;
+  try {
+    return new URL(`http://${host}`).host;
+  } catch {
+    return '';
+  }
 }
