@@ -52,6 +52,7 @@ export const ErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
+  InvalidParams: -32602,
   InternalError: -32603,
   /** Implementation-defined server errors (-32000 to -32099): the upstream could not be reached or used. */
   UpstreamUnavailable: -32000,

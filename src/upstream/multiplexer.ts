@@ -8,7 +8,8 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ChannelListener, SessionChannel } from './channel.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type Response } from './jsonrpc.js';
-import { withId } from './message-text.js';
+import { confusableWith } from './confusable-names.js';
+import { withId, withOwnId } from './message-text.js';
 
 /** A client request in flight upstream, under the id the multiplexer gave it. */
 interface PendingRequest {
@@ -154,6 +155,14 @@ export class Multiplexer {
       session.deliver(errorResponse(request.id, ErrorCode.UpstreamUnavailable, message));
       return;
     }
+    const confusable =
+      confusableWith(request.params, '_meta') ?? confusableWith(request.params?._meta, 'progressToken');
+    if (confusable !== undefined) {
+      // Forwarded, the child might read it where the proxy rewrote the exact name (confusable-names.ts).
+      const message = `Invalid params: "${confusable}" could be read as another member by the server`;
+      session.deliver(errorResponse(request.id, ErrorCode.InvalidParams, message));
+      return;
+    }
     const upstreamId = this.nextUpstreamId++;
     const entry: PendingRequest = { session, clientId: request.id };
     let params = request.params;
@@ -167,9 +176,12 @@ export class Multiplexer {
     if (timeout > 0) entry.timer = setTimeout(() => this.timedOut(upstreamId, timeout), timeout);
     this.pending.set(upstreamId, entry);
     session.inFlight.add(upstreamId);
-    // Never the client's own text with the id spliced in: a body may name "id" twice, JSON.parse keeps the
-    // last, and a child whose parser keeps the first would answer it as another session's request.
-    this.sendUpstream({ ...request, id: upstreamId, ...(params && { params }) });
+    // The client's own text goes on only when it names id once (withOwnId); a rewritten one never.
+    this.sendUpstream(
+      params === request.params
+        ? withOwnId(request, upstreamId)
+        : { ...request, id: upstreamId, ...(params && { params }) },
+    );
   }
 
   private clientNotification(session: MuxSession, notification: JSONRPCNotification): void {
@@ -177,6 +189,8 @@ export class Multiplexer {
       case 'notifications/initialized':
         return; // the proxy initialized the upstream itself, once
       case 'notifications/cancelled': {
+        // A notification cannot be refused: one the child might read otherwise is not sent.
+        if (confusableWith(notification.params, 'requestId') !== undefined) return;
         const upstreamId = this.findUpstreamId(session, notification.params?.requestId as RequestId);
         if (upstreamId === undefined) return;
         clearTimeout(this.pending.get(upstreamId)?.timer);
@@ -186,7 +200,9 @@ export class Multiplexer {
         return;
       }
       default:
-        this.sendUpstream(notification);
+        // Serialized from what the proxy read, never the client's own text: a child that keeps the first of
+        // two "method" members would act on another notification (a cancellation) than the proxy did.
+        this.sendUpstream({ ...notification });
     }
   }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { framed, parsedFrom, spliceId, withId } from '../../src/upstream/message-text.js';
+import { framed, parsedFrom, spliceId, withId, withOwnId } from '../../src/upstream/message-text.js';
 
 /** The message's text as one string, and the id splice on a text kept whole. */
 const textOf = (message: JSONRPCMessage) => framed('', message, '').join('');
@@ -69,6 +69,51 @@ test('a large message keeps its text through an id change; a small one is serial
   const small = JSON.parse(smallText) as JSONRPCMessage & { id: number };
   parsedFrom(small, smallText);
   assert.is(textOf(withId(small, 2)), '{"result":{},"jsonrpc":"2.0","id":2}');
+});
+
+test("a client's request keeps its text under the proxy's id only when the text names id once", () => {
+  const pad = 'x'.repeat(70_000);
+  const request = (text: string) => {
+    const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
+    parsedFrom(parsed, text);
+    return parsed;
+  };
+  // As the SDK's client writes a request: id last.
+  const once = `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"${pad}"}},"jsonrpc":"2.0","id":3}`;
+  const kept = withOwnId(request(once), 41);
+  assert.ok(framed('', kept, '\n').length > 1, 'kept: written in pieces');
+  assert.is(textOf(kept), once.replace('"id":3}', '"id":41}'));
+
+  const doubtful = [
+    `{"id":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // twice at the top
+    `{"method":"tools/call","params":{"arguments":{"id":1,"p":"${pad}"}},"jsonrpc":"2.0","id":3}`, // nested
+    `{"method":"tools/call","params":{"name":"id","p":"${pad}"},"jsonrpc":"2.0","id":3}`, // a value
+    `{"ID":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // another case
+    `{"Id":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`,
+    `{"\\u0069d":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // escaped i
+    `{"i\\u0064":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // escaped d
+    `{"\\u0049D":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // escaped I
+    `{"I\\u0044":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // escaped D
+    `{"method":"tools/call","params":{"p":"\\u0069 ${pad}"},"jsonrpc":"2.0","id":3}`, // an escape in a value
+    `{"\u0131d":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // dotless i
+    `{"method":"tools/call","params":{"p":"é ${pad}"},"jsonrpc":"2.0","id":3}`, // beyond ASCII anywhere
+    // The method given twice: a parser that keeps the first would unsubscribe, not call.
+    `{"method":"resources/unsubscribe","params":{"uri":"a","p":"${pad}"},"method":"tools/call","jsonrpc":"2.0","id":3}`,
+    `{"METHOD":"resources/unsubscribe","method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`,
+    // A progress token in params given twice: the proxy reads the last (none), so it rewrites none.
+    `{"method":"tools/call","params":{"_meta":{"progressToken":7}},"params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`,
+    `{"method":"tools/call","params":{"p":"${pad}","_meta":{"progress_token":1}},"jsonrpc":"2.0","id":3}`,
+    // params twice: a parser that keeps the first would run another tool than the proxy saw.
+    `{"method":"tools/call","params":{"name":"evil","p":"${pad}"},"params":{"name":"echo"},"jsonrpc":"2.0","id":3}`,
+    // Only a tools/call's text is kept.
+    `{"method":"prompts/get","params":{"name":"p","arguments":{"a":"${pad}"}},"jsonrpc":"2.0","id":3}`,
+  ];
+  for (const text of doubtful) {
+    const parsed = request(text);
+    const copy = withOwnId(parsed, 41);
+    assert.is(copy.id, 41);
+    assert.is(textOf(copy), JSON.stringify({ ...parsed, id: 41 }), text.slice(0, 60));
+  }
 });
 
 test('text with a line break is never relayed as it is', () => {

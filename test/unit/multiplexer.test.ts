@@ -297,18 +297,77 @@ test('while the upstream is down a request fails at once; once it is ready again
   assert.is(upstream[0]!.method, 'tools/list');
 });
 
-test("a client's own text never reaches the shared upstream: only what the proxy read from it", () => {
+test("a client's own text reaches the shared upstream only when it names id once", () => {
   const { upstream, open } = setup();
   const a = open();
+  const pad = 'x'.repeat(70_000);
+  const send = (text: string) => {
+    const message = JSON.parse(text) as JSONRPCMessage;
+    parsedFrom(message, text);
+    a.channel.send(message);
+    const sent = upstream.at(-1) as JSONRPCMessage & { id: number };
+    return { sent, written: framed('', sent, '').join('') };
+  };
   // "id" twice: JSON.parse keeps the last (99); a parser that keeps the first would see 1.
-  const text = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"pad":"${'x'.repeat(70_000)}"},"id":99}`;
+  const twice = send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"pad":"${pad}"},"id":99}`);
+  assert.is(twice.written, JSON.stringify(twice.sent));
+  assert.equal(JSON.parse(twice.written).id, twice.sent.id);
+  // Once, last: the client's text with the proxy's id in place of its own.
+  const onceText = `{"method":"tools/call","params":{"pad":"${pad}"},"jsonrpc":"2.0","id":5}`;
+  const once = send(onceText);
+  assert.is.not(once.sent.id, 5);
+  assert.is(once.written, onceText.replace('"id":5}', `"id":${once.sent.id}}`));
+  // A progress token is rewritten: never the client's text.
+  const tokenText = `{"method":"tools/call","params":{"pad":"${pad}","_meta":{"progressToken":"t"}},"jsonrpc":"2.0","id":6}`;
+  const token = send(tokenText);
+  assert.is(token.written, JSON.stringify(token.sent));
+  assert.is.not((token.sent as Loose).params._meta.progressToken, 't');
+});
+
+test('members a child could read in place of those the proxy rewrites are refused, never forwarded', () => {
+  const { upstream, open } = setup();
+  const a = open();
+  const confusing: Record<string, unknown>[] = [
+    { name: 'echo', _META: { progressToken: 1 } }, // Go matches names case-insensitively
+    { name: 'echo', _meta: { progress_token: 1 } }, // the Python SDK's name
+    { name: 'echo', _meta: { progressToken: 'mine', ProgressToken: 1 } },
+    { name: 'echo', _meta: { progreſſToken: 1 } }, // ſ folds to s
+  ];
+  confusing.forEach((params, i) => {
+    a.channel.send(req(i + 1, 'tools/call', params));
+    const answer = a.received.at(-1)!.message;
+    assert.is(answer.id, i + 1);
+    assert.is(answer.error.code, -32602, JSON.stringify(params));
+  });
+  assert.equal(upstream, [], 'nothing reached the child');
+  // A cancellation that names its request twice is not sent on; the exact name alone is.
+  a.channel.send(req(9, 'tools/call', { name: 'echo' }));
+  const upstreamId = upstream[0]!.id as number;
+  a.channel.send({
+    jsonrpc: '2.0',
+    method: 'notifications/cancelled',
+    params: { requestId: 9, RequestID: 1 },
+  } as JSONRPCMessage);
+  assert.is(upstream.length, 1);
+  a.channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9 } });
+  assert.equal(upstream[1], {
+    jsonrpc: '2.0',
+    method: 'notifications/cancelled',
+    params: { requestId: upstreamId },
+  });
+});
+
+test("a client's notification reaches the shared upstream serialized from what the proxy read", () => {
+  const { upstream, open } = setup();
+  const a = open();
+  // "method" twice: the proxy acts on the last; a parser that keeps the first would cancel request 1.
+  const text = `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"${'x'.repeat(70_000)}"},"method":"notifications/roots/list_changed"}`;
   const message = JSON.parse(text) as JSONRPCMessage;
   parsedFrom(message, text);
   a.channel.send(message);
-  const sent = upstream[0] as JSONRPCMessage;
-  const written = framed('', sent, '').join('');
-  assert.is(written, JSON.stringify(sent));
-  assert.equal(JSON.parse(written).id, (sent as Loose).id);
+  const written = framed('', upstream[0] as JSONRPCMessage, '').join('');
+  assert.is(written, JSON.stringify(upstream[0]));
+  assert.is.not(written, text);
 });
 
 test.run();
