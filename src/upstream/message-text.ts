@@ -63,15 +63,14 @@ const RISKY = /"(?:id|method|params)"|progress[-_]*token|\\u|[^\x00-\x7f]/gi;
  */
 function readsAlike(text: string): boolean {
   RISKY.lastIndex = 0;
-  const seen = new Map<string, number>();
+  const named = new Set<string>();
   for (let match = RISKY.exec(text); match !== null; match = RISKY.exec(text)) {
     const name = match[0].toLowerCase();
     if (!name.startsWith('"')) return false; // a progress token, an escape or a character beyond ASCII
-    const times = (seen.get(name) ?? 0) + 1;
-    if (times > 1) return false;
-    seen.set(name, times);
+    if (named.has(name)) return false;
+    named.add(name);
   }
-  return seen.size === 3;
+  return named.size === 3;
 }
 
 /**
