@@ -1,17 +1,14 @@
 import type { ServerResponse } from 'node:http';
 import type Koa from 'koa';
+import { refusal, type Refusal } from '../downstream/wire.js';
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
 
 /**
  * A request the gateway answers itself, with an error: refused by the origin check, access control or a
- * limit, or naming no server. Decided as a value, so that the MCP endpoint (served on Node's own response)
- * and the Koa routes answer it alike.
+ * limit, or naming no server. The transport's refusal with headers of its own, decided as a value, so that
+ * the MCP endpoint (served on Node's own response) and the Koa routes answer it alike.
  */
-export interface Denial {
-  status: number;
-  /** The JSON-RPC error code of the body. */
-  code: number;
-  message: string;
+export interface Denial extends Refusal {
   /** Headers that go with it: WWW-Authenticate, Retry-After. */
   headers?: Record<string, string>;
 }
@@ -22,7 +19,7 @@ export function denial(
   message: string,
   headers?: Record<string, string>,
 ): Denial {
-  return { status, code, message, ...(headers && { headers }) };
+  return { ...refusal(status, code, message), ...(headers && { headers }) };
 }
 
 /** Answers on Node's response: a JSON-RPC error body with id null, with the headers Koa gives the same body. */

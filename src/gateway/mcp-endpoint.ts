@@ -39,7 +39,7 @@ export function mcpEndpoint(
     const upstream = fleet.route(name, sessionId);
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
     const denied =
-      (await settings.access.guard(req, res, name, upstream?.spec)) ??
+      (await settings.access.guard(req, res, name, upstream?.spec, sessionId)) ??
       (upstream ? limitDenial(req, settings.limits, fleet, sessionId) : unknownServer(name));
     if (denied) return writeDenial(res, denied);
     await upstream!.handle(req, res);

@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import type { AuthConfig, ServerSpec } from '../../manifest/types.js';
 import { ErrorCode } from '../../upstream/jsonrpc.js';
 import { denial, setDenial, type Denial } from '../denial.js';
-import { firstHeaderValue, headerText } from '../headers.js';
+import { firstHeaderValue } from '../headers.js';
 import { matchApiKey } from './api-keys.js';
 import { presentedCredential } from './credentials.js';
 import { JwtVerifier } from './jwt.js';
@@ -59,13 +59,14 @@ export class AccessControl {
   /**
    * For /servers/:name/mcp: authenticates, authorizes for the server, checks the session's owner, and
    * records the owner of a session the response opens. `spec` is the server's current spec, undefined for
-   * a name the fleet does not serve.
+   * a name the fleet does not serve; `sessionId` the request's Mcp-Session-Id, if it has one.
    */
   async guard(
     req: IncomingMessage,
     res: ServerResponse,
     name: string,
     spec: ServerSpec | undefined,
+    sessionId: string | undefined,
   ): Promise<Denial | undefined> {
     if (!this.config) return undefined;
     const principal = await this.authenticate(req.headers, name);
@@ -78,7 +79,6 @@ export class AccessControl {
         return deny(403, ErrorCode.InvalidRequest, `Forbidden: ${decision.reason}`, challenge);
       }
     }
-    const sessionId = headerText(req.headers, 'mcp-session-id');
     if (sessionId !== undefined) {
       if (!this.owners.mayUse(sessionId, name, principal.id)) {
         return denial(404, ErrorCode.SessionNotFound, 'Session not found');
