@@ -3,7 +3,7 @@
  * (docs/decisions/0022-egress-proxy.md). An `https://` server is reached through a CONNECT tunnel, with TLS
  * to the server inside it; an `http://` server by sending the proxy absolute-form requests
  * (`GET http://host/path`), as curl and Go do: proxies commonly refuse CONNECT to ports other than 443
- * (Squid's default configuration does). Either way the agent keeps connections alive and reuses them.
+ * (Squid's default configuration does). Either way connections are kept and reused (`http1/connection-pool.ts`).
  */
 import {
   Agent as HttpAgent,
@@ -14,51 +14,97 @@ import {
   type RequestOptions,
 } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions as TlsRequestOptions } from 'node:https';
-import { connect, isIPv6, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { connect, isIP, isIPv6, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { once } from 'node:events';
-import { urlToHttpOptions } from 'node:url';
 import type { EgressProxy } from './egress-proxy.js';
+import type { Connect } from './http1/connection-pool.js';
 
 /**
- * How long connecting to the proxy and, for a tunnel, its answer to CONNECT may take. The request that
- * waits for the connection is not told when its own timeout passes (Node gives a request its socket only
- * once the tunnel is open), so this also bounds how late that request's 504 can come.
+ * How long connecting to the proxy and, for a tunnel, its answer to CONNECT may take. The request waiting
+ * for the connection has its own timeout, and is answered when that passes; this bounds the setup itself,
+ * which no request may be waiting for any more.
  */
 const PROXY_SETUP_TIMEOUT_MS = 30_000;
 
+/** TCP keep-alive on every connection, as Node's agent asks for with `keepAlive: true`. */
+const TCP_KEEP_ALIVE = { keepAlive: true, keepAliveInitialDelay: 1000 };
+
 export interface EgressConnection {
-  /** What every request to the server starts from: where it goes, and the agent that connects it. */
-  target: RequestOptions & { agent: HttpAgent };
+  /** The request target: the server's path and query, or its whole URL for a proxy that forwards requests. */
+  path: string;
+  /** Opens a connection that requests to the server are written to. */
+  connect: Connect;
   /** Headers every request carries for the proxy: Proxy-Authorization of an absolute-form request. */
   headers: OutgoingHttpHeaders;
   /**
    * For requests sent to the proxy in absolute form: the error that an answer of the proxy's own stands
    * for. Only a 407 is surely the proxy's; anything else may be the server's, and is relayed as such.
    */
-  proxyRefusal?: (response: IncomingMessage) => Error | undefined;
+  proxyRefusal?: (status: number, reason: string) => Error | undefined;
+  /** Closes the connections being set up (through a proxy), for stopping. */
+  abandon(): void;
 }
 
-export function egressConnection(url: URL, proxy: EgressProxy | undefined): EgressConnection {
+/** `hostHeader`: the Host a configured header names, which TLS then names too (SNI), as Node's agent does. */
+export function egressConnection(
+  url: URL,
+  proxy: EgressProxy | undefined,
+  hostHeader?: string,
+): EgressConnection {
   const secure = url.protocol === 'https:';
-  const options = urlToHttpOptions(url);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const options: TlsRequestOptions & TcpNetConnectOpts = {
+    ...TCP_KEEP_ALIVE,
+    host,
+    port: Number(url.port) || (secure ? 443 : 80),
+    ...(secure && { servername: serverName(hostHeader ?? url.host) }),
+  };
+  const path = `${url.pathname}${url.search}`;
   if (proxy === undefined) {
-    // Node's defaults otherwise: sockets unlimited, up to 256 kept idle, the most recently used taken first
-    // (scheduling 'lifo'), so sequential exchanges keep reusing one warm connection.
-    const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-    return { target: { ...options, agent }, headers: {} };
+    if (!secure)
+      return { path, connect: (callback) => callback(null, connect(options)), headers: {}, abandon() {} };
+    // Through the agent's own connect for its TLS session cache: a new connection resumes a session.
+    const agent = new HttpsAgent({ keepAlive: true });
+    return { path, connect: agentConnect(agent, options), headers: {}, abandon: () => agent.destroy() };
   }
-  if (secure)
-    return { target: { ...options, agent: new TunnelAgent(new ProxyConnector(proxy)) }, headers: {} };
+  if (secure) {
+    const agent = new TunnelAgent(new ProxyConnector(proxy));
+    return { path, connect: agentConnect(agent, options), headers: {}, abandon: () => agent.destroy() };
+  }
+  const agent = new ForwardAgent(new ProxyConnector(proxy));
   return {
-    target: {
-      ...options,
-      path: `${url.protocol}//${url.host}${url.pathname}${url.search}`,
-      agent: new ForwardAgent(new ProxyConnector(proxy)),
-    },
+    path: `${url.protocol}//${url.host}${path}`,
+    connect: agentConnect(agent, options),
     headers: proxy.authorization === undefined ? {} : { 'proxy-authorization': proxy.authorization },
-    proxyRefusal: (response) =>
-      response.statusCode === 407 ? refused(proxy, 'the request', response) : undefined,
+    proxyRefusal: (status, reason) =>
+      status === 407 ? refused(proxy, 'the request', status, reason) : undefined,
+    abandon: () => agent.destroy(),
+  };
+}
+
+/** The name TLS sends (SNI) for a Host, `name[:port]` or `[IPv6][:port]`: none for an IP address. */
+function serverName(host: string): string {
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+  return isIP(name) ? '' : name;
+}
+
+/**
+ * Opens connections with an agent's createConnection, which returns its socket (Node's own agents) or
+ * hands it to the callback later (these below, once the proxy has answered), and, returning one, may
+ * still call the callback once connected: the first answer counts.
+ */
+function agentConnect(agent: HttpsAgent | HttpAgent, options: TlsRequestOptions): Connect {
+  const withSessionKey = { ...options, _agentKey: agent.getName(options) };
+  return (callback) => {
+    let answered = false;
+    const answer = (error: Error | null, socket?: Duplex) => {
+      if (answered) return;
+      answered = true;
+      callback(error, socket as Socket | undefined);
+    };
+    const socket = agent.createConnection(withSessionKey, answer);
+    if (socket) answer(null, socket);
   };
 }
 
@@ -193,12 +239,12 @@ async function openTunnel(socket: Socket, proxy: EgressProxy, authority: string)
     throw new Error(`proxy ${proxy.name} opened no tunnel to ${authority}: ${(error as Error).message}`);
   }
   const status = response.statusCode ?? 0;
-  if (status < 200 || status > 299) throw refused(proxy, `a tunnel to ${authority}`, response);
+  if (status < 200 || status > 299) {
+    throw refused(proxy, `a tunnel to ${authority}`, status, response.statusMessage ?? '');
+  }
 }
 
 /** The error for an answer of the proxy's that refuses `what`. */
-function refused(proxy: EgressProxy, what: string, answer: IncomingMessage): Error {
-  return new Error(
-    `proxy ${proxy.name} refused ${what}: ${answer.statusCode} ${answer.statusMessage}`.trimEnd(),
-  );
+function refused(proxy: EgressProxy, what: string, status: number, reason: string): Error {
+  return new Error(`proxy ${proxy.name} refused ${what}: ${status} ${reason}`.trimEnd());
 }

@@ -1,199 +1,70 @@
 import {
-  request as httpRequest,
-  type ClientRequest,
+  validateHeaderName,
+  validateHeaderValue,
   type IncomingHttpHeaders,
   type IncomingMessage,
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../log.js';
 import type { Environment } from '../manifest/interpolate.js';
 import type { RemoteServerSpec } from '../manifest/types.js';
 import { egressConnection } from './egress-connection.js';
 import { egressRoute } from './egress-proxy.js';
-import { ErrorCode, errorBody } from './jsonrpc.js';
+import { ConnectionPool } from './http1/connection-pool.js';
+import { answerError, Exchange, HOP_BY_HOP, type ExchangeContext } from './http1/exchange.js';
+import { ErrorCode } from './jsonrpc.js';
+import { RequestIdPeek } from './request-id-peek.js';
 import type { Upstream, UpstreamState } from './types.js';
 
-type JsonRpcId = string | number | null;
-
 const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
-const UPSTREAM_TIMEOUT = ErrorCode.RequestTimeout;
-
-/** Connection-scoped headers (RFC 9110 §7.6.1, plus the legacy Proxy-Connection): never relayed. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /**
- * Client headers that stop here. Host names the proxy, not the upstream: Node then sends the upstream's
- * own, unless a configured Host says otherwise. The client's Authorization is a token for the proxy, and
- * MCP's security guidance forbids passing it through. Expect was already answered by the proxy's own HTTP
- * server, which sent the 100 Continue.
+ * Client headers that stop here. Host names the proxy, not the upstream: the upstream's own is sent,
+ * unless a configured Host says otherwise. The client's Authorization is a token for the proxy, and MCP's
+ * security guidance forbids passing it through. Expect was already answered by the proxy's own HTTP
+ * server, which sent the 100 Continue. Content-Length: the exchange frames the body it sends.
  */
-const CLIENT_ONLY: ReadonlySet<string> = new Set(['host', 'authorization', 'expect']);
-const NONE: ReadonlySet<string> = new Set();
+const CLIENT_ONLY: ReadonlySet<string> = new Set(['host', 'authorization', 'expect', 'content-length']);
 
-/** Bodies up to this size are also kept aside as they stream past, so that an error answer can carry their id. */
-const PEEK_LIMIT = 64 * 1024;
-/** How long an error answer waits for the rest of a small body (to read its id) before answering with id null. */
-const PEEK_WAIT_MS = 1000;
-/** Node fires a timer set for longer than this after 1 ms instead. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Configured headers that are not sent: how a message is framed and how its connection is handled are the
+ * proxy's to decide, and a second framing beside its own would let a body be read as two requests.
+ */
+const NOT_CONFIGURABLE: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'expect']);
 
-/** Copies the end-to-end headers: drops the hop-by-hop ones, those the Connection header names, and `also`. */
-function endToEnd(headers: IncomingHttpHeaders, also: ReadonlySet<string>): OutgoingHttpHeaders {
-  // Runs twice per exchange: the Connection header (most often just `keep-alive`) is split only if present.
+/** The client's end-to-end headers: not the hop-by-hop ones, those its Connection header names, CLIENT_ONLY. */
+function clientRequestFields(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  // The Connection header (most often just `keep-alive`) is split only if present.
   const named = headers.connection?.split(',').map((token) => token.trim().toLowerCase());
   const kept: OutgoingHttpHeaders = {};
   for (const name of Object.keys(headers)) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || also.has(name) || named?.includes(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || named?.includes(name)) {
+      continue;
+    }
     kept[name] = value;
   }
   return kept;
 }
 
-function upstreamRequestHeaders(
-  client: IncomingHttpHeaders,
-  added: OutgoingHttpHeaders,
-  authorization: string | undefined,
-): OutgoingHttpHeaders {
-  const headers = endToEnd(client, CLIENT_ONLY);
-  Object.assign(headers, added);
-  // The workload-identity token wins over a configured Authorization: the manifest asked for the identity.
-  if (authorization !== undefined) headers.authorization = authorization;
-  return headers;
+/** The value of the header `name` names, in any letter case. */
+function headerNamed(headers: Record<string, string>, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === name) return value;
+  return undefined;
 }
 
-function clientResponseHeaders(upstream: IncomingMessage): OutgoingHttpHeaders {
-  const headers = endToEnd(upstream.headers, NONE);
-  // nginx in front would otherwise hold SSE events back until its buffer fills.
-  if (upstream.headers['content-type']?.toLowerCase().startsWith('text/event-stream')) {
-    headers['x-accel-buffering'] = 'no';
-  }
-  return headers;
-}
-
-/**
- * How long response headers wait for the first chunk of the body before they go out alone. With the body,
- * they cost no write of their own and wake the client once. Alone, they tell an SSE client that its stream
- * is open, which for a GET stream may be long before its first event: that must not wait for the event.
- * The rule is the same for every content type, since a JSON body normally comes with its headers anyway.
- * An upstream that writes its headers apart from the body (the SDK's server does, for every answer) often
- * has them read here a few microseconds before the body, in a read of their own; a millisecond covers that
- * and delays nothing a client can act on: it cannot finish reading an answer before the body arrives.
- */
-const HEADERS_WAIT_MS = 1;
-
-/**
- * Relays the upstream's response body to the client as it arrives, and calls `closed` once the client's
- * response has closed: complete, or cut by either side (an upstream that cuts its stream cuts the client's,
- * which then never looks complete). What arrives together leaves together: from a read's first chunk the
- * client's socket is corked until the end of that turn of the event loop, or until the response ends
- * (end() uncorks), so the headers, the body and the end of a short answer go out in one write. Written out
- * rather than with stream.pipeline, which allocates an AbortController per call and aborts it when done
- * (a DOMException with a stack trace: a tenth of the passthrough's CPU), or pipe(), which adds listeners
- * this needs none of.
- */
-function relay(upstreamRes: IncomingMessage, res: ServerResponse, closed: () => void): void {
-  const headersAlone = setTimeout(() => res.flushHeaders(), HEADERS_WAIT_MS);
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    res.uncork();
-  };
-  upstreamRes.on('data', (chunk: Buffer) => {
-    clearTimeout(headersAlone);
-    if (!corked) {
-      corked = true;
-      res.cork();
-      setImmediate(uncork);
-    }
-    if (!res.write(chunk)) upstreamRes.pause();
-  });
-  res.on('drain', () => upstreamRes.resume());
-  upstreamRes.on('end', () => {
-    clearTimeout(headersAlone);
-    res.end();
-  });
-  upstreamRes.on('error', () => res.destroy());
-  res.on('close', () => {
-    clearTimeout(headersAlone);
-    closed();
-  });
-}
-
-function answerError(
-  res: ServerResponse,
-  status: number,
-  id: JsonRpcId,
-  message: string,
-  code: number,
-): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(errorBody(code, message, id));
-}
-
-/**
- * Keeps a copy of the client's body as it streams to the upstream, never holding it back, as long as it
- * stays small: an error answer can then name the request it answers. Larger bodies (and batches,
- * notifications, anything not a single JSON-RPC request) are answered with id null.
- */
-class RequestIdPeek {
-  private chunks: Buffer[] | undefined = [];
-  private size = 0;
-  private complete = false;
-  private readonly settled: Promise<void>;
-
-  constructor(private readonly req: IncomingMessage) {
-    this.settled = new Promise((resolve) => {
-      req.on('data', (chunk: Buffer) => {
-        if (this.chunks === undefined) return;
-        this.size += chunk.length;
-        if (this.size > PEEK_LIMIT) {
-          this.chunks = undefined;
-          resolve();
-        } else this.chunks.push(chunk);
-      });
-      req.on('end', () => {
-        this.complete = true;
-        resolve();
-      });
-      req.on('close', resolve);
-    });
-  }
-
-  /** Once the upstream answers, no error answer will need the id: a long stream should not hold the copy. */
-  forget(): void {
-    this.chunks = undefined;
-  }
-
-  async id(): Promise<JsonRpcId> {
-    // The upstream failed, so nobody else reads the rest of the body; reading it keeps the client's
-    // connection usable, and a small body's id may still be in it.
-    this.req.resume();
-    await Promise.race([this.settled, sleep(PEEK_WAIT_MS, undefined, { ref: false })]);
-    if (this.chunks === undefined || !this.complete) return null;
+/** What is wrong with the first header Node would refuse to send, if one is. */
+function invalidHeader(headers: OutgoingHttpHeaders): string | undefined {
+  for (const [name, value] of Object.entries(headers)) {
     try {
-      const message: unknown = JSON.parse(Buffer.concat(this.chunks).toString('utf8'));
-      if (typeof message !== 'object' || message === null || !('method' in message) || !('id' in message)) {
-        return null;
-      }
-      return typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
-    } catch {
-      return null;
+      validateHeaderName(name);
+      validateHeaderValue(name, value as string);
+    } catch (error) {
+      return (error as Error).message;
     }
   }
+  return undefined;
 }
 
 /**
@@ -265,22 +136,46 @@ export interface RemoteOptions {
 export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOptions = {}): Upstream {
   const { log = silentLogger, identityTokens, maxBodyBytes, env = {} } = options;
   const url = new URL(spec.url);
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   // Decided once: url and headers never change for the life of this upstream (a change restarts it), nor
   // does the proxy's environment.
   const route = egressRoute(url, env);
-  const {
-    target,
-    headers: proxyHeaders,
-    proxyRefusal,
-  } = egressConnection(url, route.kind === 'proxy' ? route.proxy : undefined);
-  /** What every request gets on top of the client's: the configured headers, then the proxy's own. */
-  const addedHeaders: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(spec.headers)) addedHeaders[name.toLowerCase()] = value;
-  Object.assign(addedHeaders, proxyHeaders);
+  /** What every request gets on top of the client's: the upstream's Host, configured headers, the proxy's. */
+  const addedHeaders: OutgoingHttpHeaders = { host: url.host };
+  // Credentials in the URL are sent as Basic authorization, unless a configured Authorization says otherwise.
+  if (url.username !== '' || url.password !== '') {
+    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    addedHeaders.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+  }
+  const ignoredHeaders: string[] = [];
+  for (const [name, value] of Object.entries(spec.headers)) {
+    if (NOT_CONFIGURABLE.has(name.toLowerCase())) ignoredHeaders.push(name);
+    else addedHeaders[name.toLowerCase()] = value;
+  }
+  const connection = egressConnection(
+    url,
+    route.kind === 'proxy' ? route.proxy : undefined,
+    headerNamed(spec.headers, 'host'),
+  );
+  Object.assign(addedHeaders, connection.headers);
+  /** Why every request is refused, when a configured header cannot be sent: checked once, here. */
+  const headersProblem = invalidHeader(addedHeaders);
+  const pool = new ConnectionPool(connection.connect);
+  const context: ExchangeContext = {
+    name: spec.name,
+    pool,
+    path: connection.path,
+    proxyRefusal: connection.proxyRefusal,
+    get timeoutMs() {
+      return spec.timeoutMs;
+    },
+    get maxBodyBytes() {
+      return maxBodyBytes?.();
+    },
+    failed,
+  };
   const sessions = new SessionLedger(() => spec.idleTimeoutMs);
-  /** Aborts every exchange still running, for stop(). */
-  const inFlight = new Set<() => void>();
+  /** Every exchange still running, for stop() to end. */
+  const inFlight = new Set<Exchange>();
   let state: UpstreamState = 'starting';
   let lastError: string | undefined;
 
@@ -300,132 +195,36 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     token: string | undefined,
     done: () => void,
   ): void {
-    let upstreamReq: ClientRequest;
-    try {
-      upstreamReq = send({
-        ...target,
-        method: req.method,
-        headers: upstreamRequestHeaders(
-          req.headers,
-          addedHeaders,
-          token === undefined ? undefined : `Bearer ${token}`,
-        ),
-      });
-    } catch (error) {
-      // Node validates headers here: a configured header value it refuses fails every request alike.
-      const message = `upstream ${spec.name} request refused: ${(error as Error).message}`;
+    // The client may have left while the gateway checked its access: nothing would notice it any more.
+    if (res.destroyed) return done();
+    const fields = clientRequestFields(req.headers);
+    Object.assign(fields, addedHeaders);
+    if (token !== undefined) fields.authorization = `Bearer ${token}`;
+    const problem =
+      headersProblem ??
+      (token === undefined ? undefined : invalidHeader({ authorization: fields.authorization }));
+    if (problem !== undefined) {
+      const message = `upstream ${spec.name} request refused: ${problem}`;
       answerError(res, 502, null, failed(message), UPSTREAM_ERROR);
       return done();
     }
-    const peek = new RequestIdPeek(req);
-    /** Why the proxy itself ended the exchange, if it did: decides the answer and whether it is a failure. */
-    let abortedFor: 'timeout' | 'client' | 'stop' | undefined;
-    const abort = (reason: 'timeout' | 'client' | 'stop') => {
-      abortedFor ??= reason;
-      upstreamReq.destroy();
-    };
-    const abortForStop = () => abort('stop');
-    // Only the wait for response headers is bounded: a stream that has started may run as long as it likes.
-    // timeout 0 means no limit.
-    const timer =
-      spec.timeoutMs > 0
-        ? setTimeout(() => abort('timeout'), Math.min(spec.timeoutMs, MAX_TIMER_MS))
-        : undefined;
-    let responded = false;
-    inFlight.add(abortForStop);
-    const finish = () => {
-      clearTimeout(timer);
-      inFlight.delete(abortForStop);
-      done();
-    };
-
-    let upstreamResponse: IncomingMessage | undefined;
-    res.on('close', () => {
-      // Closed unfinished: the client left, unless the upstream's response broke first and took the
-      // client's with it (relay destroys the client's response only once the upstream's has its error).
-      if (!res.writableFinished && !upstreamResponse?.errored) abort('client');
-    });
-    req.on('error', () => abort('client'));
-
-    /** Answers a request that got no response: aborted here (timeout, stop, client gone), or failed. */
-    const answerUnanswered = (error: Error) => {
-      if (abortedFor === 'client') return finish();
-      void peek.id().then((id) => {
-        if (abortedFor === 'stop') answerError(res, 503, id, stoppedMessage, UPSTREAM_ERROR);
-        else if (abortedFor === 'timeout') {
-          const message = `upstream ${spec.name} timed out: no response within ${spec.timeoutMs} ms`;
-          answerError(res, 504, id, failed(message), UPSTREAM_TIMEOUT);
-        } else {
-          const message = `upstream ${spec.name} unreachable: ${error.message}`;
-          answerError(res, 502, id, failed(message), UPSTREAM_ERROR);
-        }
-        finish();
-      });
-    };
-
-    upstreamReq.on('response', (upstreamRes) => {
-      responded = true;
-      clearTimeout(timer);
-      const refusal = proxyRefusal?.(upstreamRes);
-      if (refusal) {
-        // The egress proxy's answer, not the upstream's: the client is told, as for an unreachable upstream.
-        upstreamRes.resume();
-        return answerUnanswered(refusal);
-      }
-      upstreamResponse = upstreamRes;
-      peek.forget();
-      const status = upstreamRes.statusCode ?? 502;
-      sessions.observe(
-        req.method,
-        req.headers['mcp-session-id'],
-        status,
-        upstreamRes.headers['mcp-session-id'],
-      );
-      if (status === 401 && token !== undefined) identityTokens?.refused(token);
-      try {
-        res.writeHead(status, upstreamRes.statusMessage, clientResponseHeaders(upstreamRes));
-      } catch (error) {
-        // A status or header that Node's client accepted but its server refuses (a status below 100, say):
-        // thrown here, in an event handler, it would end the process.
-        upstreamReq.destroy();
-        const message = `upstream ${spec.name} sent an invalid response: ${(error as Error).message}`;
-        answerError(res, 502, null, failed(message), UPSTREAM_ERROR);
-        return finish();
-      }
-      relay(upstreamRes, res, () => {
-        const cut = upstreamRes.errored;
-        if (cut && !res.writableFinished && abortedFor === undefined) {
-          failed(`upstream ${spec.name} cut its response: ${cut.message}`);
-        }
-        finish();
-      });
-    });
-
-    upstreamReq.on('error', (error) => {
-      // Answered already: by the relay, which sees the same failure and reports it, or as a proxy's refusal.
-      if (responded) return;
-      answerUnanswered(error);
-    });
-
-    // The gateway refuses a declared Content-Length over the limit; a body sent without one is counted
-    // here as it streams, and the exchange is answered 413 once it passes the limit.
-    const limit = maxBodyBytes?.();
-    if (limit === undefined) {
-      req.pipe(upstreamReq);
-      return;
-    }
-    let received = 0;
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received <= limit || abortedFor !== undefined) return;
-      abortedFor = 'client';
-      req.unpipe(upstreamReq);
-      upstreamReq.destroy();
-      if (res.headersSent) res.destroy();
-      else answerError(res, 413, null, `request body exceeds ${limit} bytes`, ErrorCode.InvalidRequest);
-      finish();
-    });
-    req.pipe(upstreamReq);
+    const running: Exchange = new Exchange(
+      context,
+      {
+        answered(status, sessionId) {
+          sessions.observe(req.method, req.headers['mcp-session-id'], status, sessionId);
+          if (status === 401 && token !== undefined) identityTokens?.refused(token);
+        },
+        done() {
+          inFlight.delete(running);
+          done();
+        },
+      },
+      req,
+      res,
+    );
+    inFlight.add(running);
+    running.start(fields);
   }
 
   /**
@@ -464,6 +263,13 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
       // Nothing to start: a remote server is not probed, its failures show per request.
       if (state !== 'starting') return { ok: true };
       state = 'ready';
+      if (ignoredHeaders.length > 0) {
+        log.warn('upstream-headers-ignored', {
+          server: spec.name,
+          headers: ignoredHeaders,
+          reason: 'the proxy frames requests and handles connections itself',
+        });
+      }
       // Said once, so that whoever reads the logs knows which way this server's requests leave.
       if (route.kind === 'proxy') {
         const { name, variable } = route.proxy;
@@ -491,8 +297,9 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     async stop() {
       if (state === 'stopped') return;
       state = 'stopped';
-      for (const abort of inFlight) abort();
-      target.agent.destroy();
+      for (const running of inFlight) running.abort('stop');
+      pool.destroy();
+      connection.abandon();
     },
     status() {
       return {

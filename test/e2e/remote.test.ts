@@ -19,6 +19,7 @@ import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
 import { fromRoot } from '../support/paths.js';
 import { stopProcess, waitFor } from '../support/proxy.js';
+import { remoteSpec } from '../support/remote.js';
 
 /** Upper bound on every wait here; each should be over within milliseconds. */
 const BOUND_MS = 10_000;
@@ -54,22 +55,6 @@ const portOf = (server: Server) => (server.address() as AddressInfo).port;
 async function close(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
-}
-
-function remoteSpec(name: string, url: string, extra: Partial<RemoteServerSpec> = {}): RemoteServerSpec {
-  return {
-    kind: 'remote',
-    name,
-    url,
-    headers: {},
-    origin: 'servers',
-    useWorkloadIdentity: false,
-    idleTimeoutMs: 60_000,
-    timeoutMs: 5_000,
-    drainTimeoutMs: 1_000,
-    disabled: false,
-    ...extra,
-  };
 }
 
 /** An upstream behind a bare node:http server, as the gateway will hand it requests. */
@@ -703,7 +688,7 @@ test('an upstream that cuts its stream before any body leaves the client no comp
   assert.match(upstream.status().lastError ?? '', 'upstream early-cut cut its response');
 });
 
-test('a client that reads slowly holds the upstream back, and still gets every byte', async () => {
+test('a client that reads slowly holds the upstream back, still gets every byte, and the connection serves on', async () => {
   const { port } = await proxy(remoteSpec('flood', rawUrl('/flood')));
   const res = await open(port);
   res.pause();
@@ -715,6 +700,9 @@ test('a client that reads slowly holds the upstream back, and still gets every b
   res.resume();
   await within(closed(res), 'the whole flood');
   assert.is(received, FLOOD_BYTES);
+  // Held back to the end of the flood, the upstream connection must read again for the next exchange.
+  const next = await send(port, { method: 'POST', body: '{}', headers: { 'x-scenario': '/record' } });
+  assert.is(next.body, '{"ok":true}');
 });
 
 test('stop() ends in-flight exchanges, answers 503 afterwards and reports stopped', async () => {

@@ -1,0 +1,396 @@
+import { once } from 'node:events';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  connect,
+  createServer as createTcpServer,
+  type AddressInfo,
+  type Server as TcpServer,
+  type Socket,
+} from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Environment } from '../../src/manifest/interpolate.js';
+import type { RemoteServerSpec } from '../../src/manifest/types.js';
+import {
+  ConnectionPool,
+  type Connection,
+  type ConnectionUser,
+} from '../../src/upstream/http1/connection-pool.js';
+import { createRemoteUpstream } from '../../src/upstream/remote.js';
+import { callOnce, remoteSpec, type Reply } from '../support/remote.js';
+import type { Upstream } from '../../src/upstream/types.js';
+
+// The remote passthrough against broken or hostile upstreams, egress proxies, configurations and clients:
+// found by an adversarial review of the HTTP/1.1 client (decision 0026). Real sockets on 127.0.0.1 only;
+// every wait is bounded, every server stopped.
+
+const BOUND_MS = 5_000;
+
+/** Errors that escaped to the process (they would end it in production): none may. */
+const escaped: unknown[] = [];
+const record = (error: unknown) => void escaped.push(error);
+
+interface Started {
+  upstreams: Upstream[];
+  servers: (Server | TcpServer)[];
+  sockets: Socket[];
+}
+
+const test = suite<Started>('remote hostile', { upstreams: [], servers: [], sockets: [] });
+
+test.before(() => {
+  process.on('unhandledRejection', record);
+  process.on('uncaughtException', record);
+});
+
+test.before.each(() => {
+  escaped.length = 0;
+});
+
+test.after.each(async (context) => {
+  for (const upstream of context.upstreams.splice(0)) await upstream.stop();
+  for (const socket of context.sockets.splice(0)) socket.destroy();
+  for (const server of context.servers.splice(0)) {
+    if ('closeAllConnections' in server) server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test.after(() => {
+  process.off('unhandledRejection', record);
+  process.off('uncaughtException', record);
+});
+
+/** The scripted server's spec: short timeouts, headers as given. */
+const scriptedSpec = (url: string, headers: Record<string, string> = {}) =>
+  remoteSpec('scripted', url, { headers, timeoutMs: 4_000 });
+
+/** What a raw upstream received, per connection, and its end of each connection. */
+interface Raw {
+  port: number;
+  received: string[];
+  sockets: Socket[];
+  closed: boolean[];
+}
+
+/**
+ * A TCP server that records every byte per connection and calls `onData` with the connection's whole text
+ * so far each time more arrives.
+ */
+async function rawUpstream(
+  context: Started,
+  onData: (socket: Socket, text: string, connection: number) => void,
+): Promise<Raw> {
+  const raw: Raw = { port: 0, received: [], sockets: [], closed: [] };
+  const server = createTcpServer((socket) => {
+    const index = raw.received.length;
+    raw.received.push('');
+    raw.sockets.push(socket);
+    raw.closed.push(false);
+    context.sockets.push(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => (raw.closed[index] = true));
+    socket.on('data', (chunk: Buffer) => {
+      raw.received[index] += chunk.toString('latin1');
+      onData(socket, raw.received[index]!, index);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  context.servers.push(server);
+  raw.port = (server.address() as AddressInfo).port;
+  return raw;
+}
+
+/** Answers each complete request (head + Content-Length body) on a connection with `answer`. */
+function answering(answer: (request: string) => string): (socket: Socket, text: string) => void {
+  const consumed = new WeakMap<Socket, number>();
+  return (socket, text) => {
+    for (;;) {
+      const from = consumed.get(socket) ?? 0;
+      const headEnd = text.indexOf('\r\n\r\n', from);
+      if (headEnd === -1) return;
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text.slice(from, headEnd))?.[1] ?? 0);
+      const end = headEnd + 4 + length;
+      if (text.length < end) return;
+      consumed.set(socket, end);
+      socket.write(answer(text.slice(from, end)), 'latin1');
+    }
+  };
+}
+
+/** The passthrough, behind a node:http server whose handler is `handler` (default: hands on at once). */
+async function proxyTo(
+  context: Started,
+  spec: RemoteServerSpec,
+  env: Environment = {},
+  handler?: (upstream: Upstream) => (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ port: number; upstream: Upstream }> {
+  const upstream = createRemoteUpstream(spec, { env });
+  await upstream.start();
+  context.upstreams.push(upstream);
+  const server = createServer(handler?.(upstream) ?? ((req, res) => void upstream.handle(req, res)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  context.servers.push(server);
+  return { port: (server.address() as AddressInfo).port, upstream };
+}
+
+async function until(condition: () => boolean, what: string, bound = BOUND_MS): Promise<void> {
+  const deadline = Date.now() + bound;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const ok = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
+
+// ---------------------------------------------------------------------------------------------------------
+// Findings
+// ---------------------------------------------------------------------------------------------------------
+
+test('a 407 of the forwarding egress proxy with a malformed body is answered once, and nothing escapes', async (context) => {
+  // The egress proxy (or the origin behind it: a 407 is relayed by the proxy like any answer) answers with
+  // a chunked body that is malformed in the same read as the head.
+  const proxy = await rawUpstream(
+    context,
+    answering(() => 'HTTP/1.1 407 Proxy Authentication Required\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'),
+  );
+  const { port } = await proxyTo(context, scriptedSpec('http://upstream.test/mcp'), {
+    HTTP_PROXY: `http://127.0.0.1:${proxy.port}`,
+  });
+  const reply = await callOnce(port, { boundMs: BOUND_MS });
+  assert.is(reply.status, 502);
+  assert.match(proxy.received[0]!, /^POST http:\/\/upstream\.test\/mcp HTTP\/1\.1\r\n/);
+  // The refusal's answer is written after the request id is read (a promise), after the invalid-response
+  // answer went out: give it time, then nothing may have escaped (ERR_HTTP_HEADERS_SENT would end the process).
+  await sleep(1_200);
+  assert.equal(
+    escaped.map((error) => (error as Error).message),
+    [],
+    'an error escaped to the process',
+  );
+});
+
+test('configured framing headers never give the upstream a second framing (Transfer-Encoding + Content-Length)', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => ok),
+  );
+  const { port } = await proxyTo(
+    context,
+    scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`, { 'Transfer-Encoding': 'chunked' }),
+  );
+  await callOnce(port, { body: '{}', boundMs: BOUND_MS }).catch(() => undefined);
+  await until(
+    () => upstream.received.length > 0 && upstream.received[0]!.includes('\r\n\r\n'),
+    'the request',
+  );
+  const head = upstream.received[0]!.slice(0, upstream.received[0]!.indexOf('\r\n\r\n'));
+  const framings = head.split('\r\n').filter((line) => /^(content-length|transfer-encoding):/i.test(line));
+  assert.equal(framings.length, 1, `request head has ${JSON.stringify(framings)}`);
+});
+
+test('configured Content-Length is not sent beside the proxy’s own', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => ok),
+  );
+  const { port } = await proxyTo(
+    context,
+    scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`, { 'Content-Length': '0' }),
+  );
+  await callOnce(port, { body: '{"a":1}', boundMs: BOUND_MS }).catch(() => undefined);
+  await until(
+    () => upstream.received.length > 0 && upstream.received[0]!.includes('\r\n\r\n'),
+    'the request',
+  );
+  const head = upstream.received[0]!.slice(0, upstream.received[0]!.indexOf('\r\n\r\n'));
+  const lengths = head.split('\r\n').filter((line) => /^content-length:/i.test(line));
+  assert.equal(lengths.length, 1, `request head has ${JSON.stringify(lengths)}`);
+});
+
+test('a response field named like an Object.prototype member is relayed as sent', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => 'HTTP/1.1 200 OK\r\nconstructor: a\r\ntoString: b\r\ncontent-length: 2\r\n\r\nok'),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  const reply = await callOnce(port, { boundMs: BOUND_MS });
+  const valuesOf = (name: string) =>
+    reply.rawHeaders.filter(
+      (_, i) => i % 2 === 1 && reply.rawHeaders[i - 1]!.toLowerCase() === name.toLowerCase(),
+    );
+  assert.equal(valuesOf('constructor'), ['a']);
+  assert.equal(valuesOf('tostring'), ['b']);
+});
+
+test('a Content-Length list the proxy accepts ("2, 2") reaches the client as one number, which clients can parse', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => 'HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\nok'),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  // node:http's client (llhttp), like undici, refuses a Content-Length that is a list.
+  const reply = await callOnce(port, { boundMs: BOUND_MS }).catch((error: Error) => error);
+  assert.not.instance(reply, Error, `the client could not read the answer: ${(reply as Error).message}`);
+  assert.is((reply as Reply).body, 'ok');
+});
+
+test('URL credentials with an empty user name still go as Basic authorization (as Node did)', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => ok),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://:s3cret@127.0.0.1:${upstream.port}/mcp`));
+  await callOnce(port, { boundMs: BOUND_MS });
+  const expected = `Basic ${Buffer.from(':s3cret').toString('base64')}`;
+  assert.match(upstream.received[0]!, new RegExp(`\r\nauthorization: ${expected}\r\n`, 'i'));
+});
+
+test('a client gone before handle() is reached: the exchange ends, and so does its upstream connection', async (context) => {
+  // The gateway awaits access control (a JWKS fetch, say) before handle(): the client may leave meanwhile.
+  const upstream = await rawUpstream(
+    context,
+    answering(
+      () =>
+        'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n6\r\ndata:\n\r\n',
+    ),
+  );
+  let handled: Promise<void> | undefined;
+  const { port } = await proxyTo(
+    context,
+    scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`),
+    {},
+    (up) => (req, res) => {
+      res.once('close', () => setTimeout(() => (handled = up.handle(req, res)), 100));
+    },
+  );
+  const client = connect({ host: '127.0.0.1', port });
+  client.on('error', () => {});
+  context.sockets.push(client);
+  client.write('GET / HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n');
+  await sleep(50);
+  client.destroy();
+  await until(() => handled !== undefined, 'handle()');
+  let settled = false;
+  void handled!.then(() => (settled = true));
+  await until(() => upstream.received.length === 1, 'the upstream request').catch(() => undefined);
+  await sleep(1_000);
+  assert.ok(settled, 'handle() never resolves: hooks.done() is never called');
+  assert.ok(upstream.closed[0] ?? true, 'the upstream connection is kept open, paused, for nobody');
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Checked and fine (kept as regression tests)
+// ---------------------------------------------------------------------------------------------------------
+
+test('a client that leaves mid-body: the half-sent request’s connection is never reused', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => ok),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  const client = connect({ host: '127.0.0.1', port });
+  client.on('error', () => {});
+  context.sockets.push(client);
+  client.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"half":');
+  await until(
+    () => upstream.received.length === 1 && upstream.received[0]!.includes('{"half":'),
+    'the half body',
+  );
+  client.destroy();
+  await until(() => upstream.closed[0] === true, 'the half-sent connection to close');
+  assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
+  assert.is(upstream.received.length, 2);
+});
+
+test('an answer before the streamed body ends: the connection is not reused, the client has its answer', async (context) => {
+  // Answers as soon as the head is in, before the chunked body has ended.
+  const upstream = await rawUpstream(context, (socket, text) => {
+    if (text.includes('\r\n\r\n') && !text.includes('answered')) {
+      socket.write(ok);
+      (socket as Socket & { answered?: boolean }).answered = true;
+    }
+  });
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  const replied = new Promise<Reply>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/',
+        agent: false,
+        headers: { 'transfer-encoding': 'chunked' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            rawHeaders: res.rawHeaders,
+            body,
+            complete: true,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.write('{"part":1');
+    setTimeout(() => req.end('}'), 300);
+  });
+  const reply = await replied;
+  assert.is(reply.body, 'ok');
+  await until(() => upstream.closed[0] === true, 'the first connection to close');
+  assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
+  assert.is(upstream.received.length, 2);
+});
+
+test('a HEAD answer with body bytes after it: not relayed, connection not reused', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering((text) => (text.startsWith('HEAD') ? 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello' : ok)),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  const head = await callOnce(port, { body: '', method: 'HEAD', boundMs: BOUND_MS });
+  assert.is(head.status, 200);
+  assert.is(head.body, '');
+  assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
+  assert.is(upstream.received.length, 2);
+});
+
+test('interim 100 and 103 answers are skipped; the final one is relayed and the connection kept', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(() => `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n${ok}`),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  for (let i = 0; i < 2; i++) {
+    const reply = await callOnce(port, { boundMs: BOUND_MS });
+    assert.is(reply.status, 200);
+    assert.is(reply.body, 'ok');
+  }
+  assert.is(upstream.received.length, 1);
+});
+
+test('stop() while the request waits for its head: 503, and nothing escapes', async (context) => {
+  const upstream = await rawUpstream(context, () => {});
+  const { port, upstream: remote } = await proxyTo(
+    context,
+    scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`),
+  );
+  const replied = callOnce(port, { boundMs: BOUND_MS });
+  await until(() => upstream.received.length === 1 && upstream.received[0]!.includes('ping'), 'the request');
+  await remote.stop();
+  const reply = await replied;
+  assert.is(reply.status, 503);
+  assert.is(JSON.parse(reply.body).id, 7);
+  await until(() => upstream.closed[0] === true, 'the connection to close');
+  assert.equal(escaped, []);
+});
+
+test.run();

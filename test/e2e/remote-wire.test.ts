@@ -1,0 +1,183 @@
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createRemoteUpstream } from '../../src/upstream/remote.js';
+import type { Upstream } from '../../src/upstream/types.js';
+import { callOnce, remoteSpec, type Reply } from '../support/remote.js';
+
+// The remote passthrough on the wire to its upstream: what it writes, how it reads what comes back, and
+// when it keeps a connection for the next exchange. The upstream is a TCP server on 127.0.0.1 that answers
+// with scripted bytes; the client is node:http through a real HTTP server that hands requests to the
+// upstream, as the gateway does.
+
+const BOUND_MS = 10_000;
+
+/** What the scripted upstream saw: the text of each request, and which connection (0, 1…) it came on. */
+interface Seen {
+  requests: { text: string; connection: number }[];
+  connections: number;
+}
+
+/** How the scripted upstream answers each request: these bytes; `close`: and then it closes the connection. */
+type Script = (request: string, index: number) => string | { bytes: string; close: true };
+
+/** Answers each request (read up to its blank line and Content-Length body) as `script` says. */
+async function scriptedUpstream(script: Script): Promise<{ server: TcpServer; port: number; seen: Seen }> {
+  const seen: Seen = { requests: [], connections: 0 };
+  const server = createTcpServer((socket) => {
+    const connection = seen.connections++;
+    let buffered = '';
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      for (;;) {
+        const headEnd = buffered.indexOf('\r\n\r\n');
+        if (headEnd === -1) return;
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(buffered.slice(0, headEnd))?.[1] ?? 0);
+        const end = headEnd + 4 + length;
+        if (buffered.length < end) return;
+        const text = buffered.slice(0, end);
+        buffered = buffered.slice(end);
+        seen.requests.push({ text, connection });
+        const answer = script(text, seen.requests.length - 1);
+        if (typeof answer === 'string') socket.write(answer, 'latin1');
+        else socket.end(answer.bytes, 'latin1');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port, seen };
+}
+
+const test = suite<{ started: { upstream: Upstream; server: Server; tcp: TcpServer }[] }>('remote wire', {
+  started: [],
+});
+
+/** The passthrough to a scripted upstream, behind a node:http server; returns a function sending requests. */
+async function passthrough(
+  context: { started: { upstream: Upstream; server: Server; tcp: TcpServer }[] },
+  script: Script,
+  path = '/mcp',
+  userinfo = '',
+): Promise<{ call: (body?: string) => Promise<Reply>; seen: Seen; upstream: Upstream }> {
+  const { server: tcp, port: upstreamPort, seen } = await scriptedUpstream(script);
+  const upstream = createRemoteUpstream(
+    remoteSpec('scripted', `http://${userinfo}127.0.0.1:${upstreamPort}${path}`),
+  );
+  await upstream.start();
+  const server = createServer((req, res) => void upstream.handle(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  context.started.push({ upstream, server, tcp });
+  const { port } = server.address() as AddressInfo;
+  const call = (body = '{}') => callOnce(port, { body, boundMs: BOUND_MS });
+  return { call, seen, upstream };
+}
+
+test.after(async ({ started }) => {
+  for (const { upstream, server, tcp } of started) {
+    await upstream.stop();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await new Promise((resolve) => tcp.close(resolve));
+  }
+});
+
+const ok = (extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${extra}\r\nok`;
+
+test('a small request goes out as one head with its body, framed by Content-Length, Host the upstream', async (context) => {
+  const { call, seen } = await passthrough(context, () => ok(), '/mcp?x=1');
+  const reply = await call('{"jsonrpc":"2.0"}');
+  assert.is(reply.body, 'ok');
+  const text = seen.requests[0]!.text;
+  assert.match(text, /^POST \/mcp\?x=1 HTTP\/1\.1\r\n/);
+  assert.match(text, /\r\nhost: 127\.0\.0\.1:\d+\r\n/);
+  assert.match(text, /\r\ncontent-length: 17\r\n\r\n\{"jsonrpc":"2\.0"\}$/);
+  assert.not.match(text, /transfer-encoding/i);
+});
+
+test('sequential exchanges share one connection; Connection: close, a short Keep-Alive or a close-delimited body end it', async (context) => {
+  const scripts: [string, string, number][] = [
+    ['kept', ok(), 1],
+    ['connection: close', ok('connection: close\r\n'), 3],
+    ['keep-alive timeout=1', ok('keep-alive: timeout=1\r\n'), 3],
+    ['HTTP/1.0', 'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok', 3],
+  ];
+  for (const [what, response, connections] of scripts) {
+    const { call, seen } = await passthrough(context, () => response);
+    for (let i = 0; i < 3; i++) assert.is((await call()).body, 'ok', what);
+    assert.is(seen.connections, connections, what);
+  }
+});
+
+test('a body delimited by the end of the connection is relayed whole, and the client response ends cleanly', async (context) => {
+  const { call, seen } = await passthrough(context, () => ({
+    bytes: 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nhello, until close',
+    close: true,
+  }));
+  for (let i = 0; i < 2; i++) {
+    const reply = await call();
+    assert.is(reply.body, 'hello, until close');
+    assert.ok(reply.complete);
+  }
+  assert.is(seen.connections, 2);
+});
+
+test('bytes after a complete response: the client has its answer, and the connection is not used again', async (context) => {
+  const { call, seen } = await passthrough(
+    context,
+    () => `${ok()}HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra`,
+  );
+  assert.is((await call()).body, 'ok');
+  assert.is((await call()).body, 'ok');
+  assert.is(seen.connections, 2);
+});
+
+test('a chunked response is relayed decoded, and the connection kept', async (context) => {
+  const chunked =
+    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\ntrailer: x\r\n\r\n';
+  const { call, seen } = await passthrough(context, () => chunked);
+  for (let i = 0; i < 2; i++) {
+    const reply = await call();
+    assert.is(reply.body, 'abcde');
+    assert.ok(reply.complete);
+  }
+  assert.is(seen.connections, 1);
+});
+
+test('a malformed response is a 502 before its head, a cut response after it', async (context) => {
+  const before = await passthrough(context, () => 'HTTP/1.1 2OO OK\r\n\r\n');
+  const refused = await before.call();
+  assert.is(refused.status, 502);
+  assert.match(JSON.parse(refused.body).error.message, 'upstream scripted sent an invalid response: ');
+  const after = await passthrough(
+    context,
+    () => 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n',
+  );
+  const cut = await after.call();
+  assert.is(cut.status, 200);
+  assert.is(cut.body, 'abc', 'what came before the fault');
+  assert.is(cut.complete, false, 'a cut response must not look complete');
+  assert.match(after.upstream.status().lastError ?? '', 'upstream scripted sent an invalid response: ');
+});
+
+test('repeated response fields reach the client as the upstream repeated them; hop-by-hop ones stop', async (context) => {
+  const response =
+    'HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nset-cookie: b=2\r\nlink: <a>\r\nlink: <b>\r\n' +
+    'keep-alive: timeout=30\r\nconnection: x-hop\r\nx-hop: no\r\ncontent-length: 2\r\n\r\nok';
+  const { call } = await passthrough(context, () => response);
+  const reply = await call();
+  assert.equal(reply.headers['set-cookie'], ['a=1', 'b=2']);
+  assert.is(reply.headers.link, '<a>, <b>');
+  assert.is(reply.headers['x-hop'], undefined);
+  assert.is.not(reply.headers['keep-alive'], 'timeout=30', "the upstream's Keep-Alive is its own");
+});
+
+test('credentials in the URL go to the upstream as Basic authorization', async (context) => {
+  const { call, seen } = await passthrough(context, () => ok(), '/mcp', 'user:p%40ss@');
+  await call();
+  const expected = `Basic ${Buffer.from('user:p@ss').toString('base64')}`;
+  assert.match(seen.requests[0]!.text, `\r\nauthorization: ${expected}\r\n`);
+});
+
+test.run();

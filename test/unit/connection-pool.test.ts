@@ -1,0 +1,176 @@
+import { readFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  ConnectionPool,
+  type Connection,
+  type ConnectionUser,
+} from '../../src/upstream/http1/connection-pool.js';
+
+// The upstream connection pool on real sockets to a TCP server on 127.0.0.1.
+
+const BOUND_MS = 5_000;
+
+interface Context {
+  server: Server;
+  /** The server's end of each connection, in the order they came. */
+  accepted: Socket[];
+  pool: () => ConnectionPool;
+}
+
+const test = suite<Context>('connection pool', {} as Context);
+
+test.before(async (context) => {
+  context.accepted = [];
+  context.server = createServer((socket) => {
+    socket.on('error', () => {});
+    context.accepted.push(socket);
+  });
+  await new Promise<void>((resolve) => context.server.listen(0, '127.0.0.1', resolve));
+  const { port } = context.server.address() as AddressInfo;
+  context.pool = () => new ConnectionPool((callback) => callback(null, connect({ host: '127.0.0.1', port })));
+});
+
+test.after(async ({ server, accepted }) => {
+  for (const socket of accepted) socket.destroy();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+/** A user that records what its connection tells it. */
+function recorder(): ConnectionUser & { events: string[] } {
+  const events: string[] = [];
+  return {
+    events,
+    data: (chunk) => events.push(`data ${chunk.toString()}`),
+    eof: () => events.push('eof'),
+    closed: (error) => events.push(`closed ${error?.message ?? ''}`.trim()),
+    drain: () => events.push('drain'),
+  };
+}
+
+function acquire(pool: ConnectionPool, user: ConnectionUser): Promise<Connection> {
+  return new Promise((resolve, reject) =>
+    pool.acquire(user, (error, connection) => (error ? reject(error) : resolve(connection!))),
+  );
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + BOUND_MS;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test('a released connection is the next one taken, and what it reads goes to its user of the moment', async (context) => {
+  const pool = context.pool();
+  const before = context.accepted.length;
+  const first = recorder();
+  const connection = await acquire(pool, first);
+  await until(() => context.accepted.length > before, 'the connection');
+  const server = context.accepted.at(-1)!;
+  pool.release(connection, undefined);
+  const second = recorder();
+  assert.is(await acquire(pool, second), connection);
+  server.write('hello');
+  await until(() => second.events.length > 0, 'the data');
+  assert.equal(second.events, ['data hello']);
+  assert.equal(first.events, []);
+  pool.destroy();
+});
+
+test('a connection paused for a slow client reads again once released', async (context) => {
+  const pool = context.pool();
+  const connection = await acquire(pool, recorder());
+  connection.socket.pause();
+  pool.release(connection, undefined);
+  assert.is(connection.socket.isPaused(), false);
+  pool.destroy();
+});
+
+test("past the upstream's keep-alive timeout, less a second, an idle connection is closed instead of reused", async (context) => {
+  const pool = context.pool();
+  const connection = await acquire(pool, recorder());
+  pool.release(connection, 2);
+  connection.reusableUntil = Date.now() - 1; // as if its second had passed
+  const next = await acquire(pool, recorder());
+  assert.is.not(next, connection);
+  await until(() => connection.socket.destroyed, 'the stale connection to close');
+  const short = await acquire(pool, recorder());
+  pool.release(short, 1); // timeout=1 leaves no time to reuse it at all
+  await until(() => short.socket.destroyed, 'the connection with no time left to close');
+  pool.destroy();
+});
+
+// The pool's own listeners run first: the extra ones below run as an exchange would that asks for a
+// connection right then, before the socket's close event.
+for (const [what, provoke, event] of [
+  ['writes to', (socket: Socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'), 'data'],
+  ['closes', (socket: Socket) => socket.end(), 'end'],
+] as const) {
+  test(`an idle connection the upstream ${what} is dropped at once, never handed out`, async (context) => {
+    const pool = context.pool();
+    const before = context.accepted.length;
+    const idle = await acquire(pool, recorder());
+    await until(() => context.accepted.length > before, 'the connection');
+    pool.release(idle, undefined);
+    const next = new Promise<Connection>((resolve) =>
+      idle.socket.once(event, () => pool.acquire(recorder(), (_, connection) => resolve(connection!))),
+    );
+    provoke(context.accepted.at(-1)!);
+    const handedOut = await next;
+    assert.is.not(handedOut, idle);
+    assert.ok(idle.socket.destroyed);
+    assert.ok(handedOut.socket.writable && !handedOut.socket.destroyed);
+    pool.destroy();
+    handedOut.socket.destroy();
+  });
+}
+
+test("a connection in use tells its user of the upstream's end and of the close", async (context) => {
+  const pool = context.pool();
+  const before = context.accepted.length;
+  const user = recorder();
+  await acquire(pool, user);
+  await until(() => context.accepted.length > before, 'the connection');
+  context.accepted.at(-1)!.end('bye');
+  await until(() => user.events.includes('closed'), 'the close');
+  assert.equal(user.events, ['data bye', 'eof', 'closed']);
+  pool.destroy();
+});
+
+test('destroy() closes the idle connections and any opened after it', async (context) => {
+  const pool = context.pool();
+  const idle = await acquire(pool, recorder());
+  pool.release(idle, undefined);
+  pool.destroy();
+  await until(() => idle.socket.destroyed, 'the idle connection to close');
+  let refused: Error | undefined;
+  await new Promise<void>((resolve) =>
+    pool.acquire(recorder(), (error) => {
+      refused = error ?? undefined;
+      resolve();
+    }),
+  );
+  assert.match(refused?.message ?? '', 'stopped');
+});
+
+test("a new connection asks for TCP keep-alive, as Node's agent did", async (context) => {
+  const pool = context.pool();
+  const connection = await acquire(pool, recorder());
+  await until(() => connection.socket.localPort !== undefined, 'the connection');
+  // Linux shows an armed keep-alive timer as `02` in the timer column of /proc/net/tcp; Node has no getter.
+  const localPort = `:${connection.socket.localPort!.toString(16).toUpperCase().padStart(4, '0')}`;
+  const entry = () =>
+    readFileSync('/proc/net/tcp', 'utf8')
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .find((fields) => fields[1]?.endsWith(localPort) && fields[3] === '01'); // 01: established
+  await until(() => entry() !== undefined, 'the connection in /proc/net/tcp');
+  assert.match(entry()![5]!, /^02:/, 'no keep-alive timer on the connection');
+  pool.destroy();
+  connection.socket.destroy();
+});
+
+test.run();
