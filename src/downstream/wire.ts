@@ -1,6 +1,6 @@
 /**
  * The Streamable HTTP transport's rules for what a client sends (MCP 2025-11-25, "Transports"), as pure
- * checks, and the SSE framing of what goes back. Status codes, JSON-RPC codes and messages are the SDK
+ * checks, and the framing of what goes back (SSE, or one JSON message). Status codes, JSON-RPC codes and messages are the SDK
  * transport's (`webStandardStreamableHttp.js`), so a client that learned them from an SDK server, or from
  * this proxy before it served the transport itself (decision 0020), sees no difference.
  */
@@ -140,6 +140,23 @@ export function sseHeaders(sessionId: string): OutgoingHttpHeaders {
     'mcp-session-id': sessionId,
   };
 }
+
+/**
+ * The headers of an answer that is one JSON message (see SseStream): the session's, and the body's length,
+ * so that the client reads a plain body rather than chunks.
+ */
+export function jsonHeaders(sse: OutgoingHttpHeaders, body: readonly string[]): OutgoingHttpHeaders {
+  let length = 0;
+  for (const piece of body) length += Buffer.byteLength(piece);
+  return {
+    'content-type': 'application/json',
+    'content-length': length,
+    'mcp-session-id': sse['mcp-session-id'],
+  };
+}
+
+/** One message as a JSON body, in pieces to be written in turn. */
+export const jsonBody = (message: JSONRPCMessage): string[] => framed('', message, '');
 
 /**
  * One message as an SSE event, in pieces to be written in turn. JSON has no raw newlines, so the message fits

@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import { fromRoot } from '../support/paths.js';
 import { fixtureCommand, startProxy, stopProcess, type RunningProxy } from '../support/proxy.js';
 
-// The MCP conformance suite (server scenarios) must pass through the proxy exactly as it passes
-// directly against the same upstream: for a stdio upstream in each isolation mode, and for a remote one.
+// The MCP conformance suite (server scenarios) must pass through the proxy as it passes directly against
+// the same upstream: for a stdio upstream in each isolation mode, and for a remote one.
 // The suite's 0.1.x runner needs Node 22; test/conformance/ installs both, apart from the product.
 
 const runnerDir = fromRoot('test', 'conformance');
@@ -108,10 +108,22 @@ test('the suite passes directly against the fixture (the baseline)', async (ctx)
   ctx.baseline = results;
 });
 
+/**
+ * What the suite should count through the proxy. A stdio server's quick answers come as one JSON message
+ * (decision 0027), where the fixture answers on SSE streams: the suite's check that concurrent POST SSE
+ * streams work then has no stream to try, and reports "SSE streaming is optional" (INFO) instead of a pass.
+ * A remote server's answers are relayed as the fixture sent them.
+ */
+function expectedThroughProxy(server: string, baseline: Results): Results {
+  if (server === 'remote') return baseline;
+  const streams = baseline['server-sse-multiple-streams']!;
+  return { ...baseline, 'server-sse-multiple-streams': { ...streams, passed: streams.passed - 1 } };
+}
+
 for (const server of ['shared', 'session', 'remote']) {
-  test(`the suite passes through the proxy exactly as directly: ${server}`, async (ctx) => {
+  test(`the suite passes through the proxy as directly: ${server}`, async (ctx) => {
     const { code, results, output } = await conformance(`${ctx.proxy.url}/servers/${server}/mcp`);
-    assert.equal(results, ctx.baseline, output);
+    assert.equal(results, expectedThroughProxy(server, ctx.baseline), output);
     assert.is(code, 0, output);
   });
 }

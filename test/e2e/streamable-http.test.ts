@@ -47,12 +47,20 @@ async function open(endpoint: string): Promise<{ endpoint: string; session: stri
   return { endpoint, session };
 }
 
+type Message = Record<string, unknown>;
+
 /** The JSON-RPC messages of an SSE body, in order. */
-const events = (body: string) =>
+const events = (body: string): Message[] =>
   body
     .split('\n\n')
     .filter((event) => event.includes('data: '))
-    .map((event) => JSON.parse(event.slice(event.indexOf('data: ') + 6)) as Record<string, unknown>);
+    .map((event) => JSON.parse(event.slice(event.indexOf('data: ') + 6)) as Message);
+
+/** The messages of a POST's answer, which is one JSON message or an SSE stream (the server chooses). */
+async function messagesOf(r: Response): Promise<Message[]> {
+  const body = await r.text();
+  return r.headers.get('content-type') === 'application/json' ? [JSON.parse(body) as Message] : events(body);
+}
 
 const call = (id: number | string, name: string, args: object, meta?: object) => ({
   jsonrpc: '2.0',
@@ -61,16 +69,33 @@ const call = (id: number | string, name: string, args: object, meta?: object) =>
   params: { name, arguments: args, ...(meta && { _meta: meta }) },
 });
 
-test('a call is answered on an SSE stream that carries the session id and ends with the answer', async (ctx) => {
+test('a quick call is answered with one JSON message that carries the session id and its length', async (ctx) => {
   const target = await open(ctx.endpoint);
   const r = await postToSession(target, JSON.stringify(call(7, 'echo', { text: 'hi' })));
   assert.is(r.status, 200);
-  assert.is(r.headers.get('content-type'), 'text/event-stream');
+  assert.is(r.headers.get('content-type'), 'application/json');
   assert.is(r.headers.get('mcp-session-id'), target.session);
-  assert.is(r.headers.get('cache-control'), 'no-cache, no-transform');
-  const [answer, ...more] = events(await r.text());
-  assert.equal(answer, { jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'hi' }] } });
-  assert.is(more.length, 0);
+  const body = await r.text();
+  assert.is(r.headers.get('content-length'), String(Buffer.byteLength(body)));
+  assert.equal(JSON.parse(body), {
+    jsonrpc: '2.0',
+    id: 7,
+    result: { content: [{ type: 'text', text: 'hi' }] },
+  });
+});
+
+test('a large answer goes as JSON too, whole, with the client id in it', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  const text = 'é'.repeat(300 * 1024); // two bytes each in UTF-8: the length counts bytes, not characters
+  const r = await postToSession(target, JSON.stringify(call('big', 'echo', { text })));
+  assert.is(r.headers.get('content-type'), 'application/json');
+  const body = await r.text();
+  assert.is(r.headers.get('content-length'), String(Buffer.byteLength(body)));
+  assert.equal(JSON.parse(body), {
+    jsonrpc: '2.0',
+    id: 'big',
+    result: { content: [{ type: 'text', text }] },
+  });
 });
 
 test('progress travels on its request stream, before the answer', async (ctx) => {
@@ -79,6 +104,8 @@ test('progress travels on its request stream, before the answer', async (ctx) =>
     target,
     JSON.stringify(call('p', 'sleep', { ms: 40 }, { progressToken: 'tok' })),
   );
+  // Progress came first, so the answer is an SSE stream.
+  assert.is(r.headers.get('content-type'), 'text/event-stream');
   const messages = events(await r.text());
   assert.equal(
     messages.map((m) => m.method ?? m.id),
@@ -103,6 +130,7 @@ test('a batch is answered on one stream that ends after the last of its answers'
     ]),
   );
   assert.is(r.status, 200);
+  assert.is(r.headers.get('content-type'), 'text/event-stream');
   assert.equal(
     events(await r.text()).map((m) => m.id),
     ['quick', 'slow'],
@@ -130,6 +158,7 @@ test('a slow call shows its stream open long before its answer', async (ctx) => 
   // The headers wait 100 ms for an answer, then go out: far from the 3 s the call takes.
   assert.ok(headersAfter < 2000, `headers after ${headersAfter} ms`);
   assert.ok(answeredAfter >= 3000, `answered after ${answeredAfter} ms`);
+  assert.is(r.headers.get('content-type'), 'text/event-stream');
   assert.is(events(body)[0]!.id, 1);
 });
 
@@ -188,7 +217,7 @@ test('a request whose client left does not disturb the next one on the session',
   await new Promise((resolve) => setTimeout(resolve, 400)); // its answer arrives with nowhere to go
   const r = await postToSession(target, JSON.stringify(call('next', 'echo', { text: 'ok' })));
   assert.equal(
-    events(await r.text()).map((m) => m.id),
+    (await messagesOf(r)).map((m) => m.id),
     ['next'],
   );
 });
@@ -205,7 +234,7 @@ test('large messages keep their own ids: two sessions, the same request id, a di
   });
   const answers = await Promise.all(
     [a, b].map(async (target, i) =>
-      events(await (await postToSession(target!, JSON.stringify(request(texts[i]!)))).text()),
+      messagesOf(await postToSession(target!, JSON.stringify(request(texts[i]!)))),
     ),
   );
   for (const [i, [answer]] of answers.entries()) {
@@ -227,11 +256,11 @@ test('a large request with a line break in it still reaches the child as one lin
   // JSON whitespace may be a line break; the id stays last and compact, so the proxy could splice it.
   const body = `{\n${compact.slice(1)}`;
   // A child that got the request in two broken lines never answers: fail in time rather than hang.
-  const answered = postToSession(target, body).then((r) => r.text());
+  const answered = postToSession(target, body).then(messagesOf);
   const late = new Promise<never>((_, reject) =>
     setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref(),
   );
-  const [answer] = events(await Promise.race([answered, late]));
+  const [answer] = await Promise.race([answered, late]);
   assert.is(answer?.id, 3);
   assert.ok((answer!.result as { content: { text: string }[] }).content[0]!.text === text);
 });

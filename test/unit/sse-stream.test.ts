@@ -52,14 +52,26 @@ const HEADERS = { 'content-type': 'text/event-stream', 'mcp-session-id': 's1' };
 const answer = (id: number) => ({ jsonrpc: '2.0' as const, id, result: { n: id } });
 const slow: SseTiming = { headersAfterMs: 60_000, keepAliveMs: 60_000 };
 
-test('a quick answer goes out with its headers and ends the stream', async (ctx) => {
+test('a quick answer, all the stream owes, goes out as one JSON message with its length', async (ctx) => {
   const x = await ctx.exchange();
   const stream = new SseStream(x.res, HEADERS, 1, slow);
   stream.respond(answer(1));
   const incoming = await x.headers;
   await x.ended;
   assert.is(incoming.statusCode, 200);
+  assert.is(incoming.headers['content-type'], 'application/json');
   assert.is(incoming.headers['mcp-session-id'], 's1');
+  assert.is(incoming.headers['content-length'], String(JSON.stringify(answer(1)).length));
+  assert.is(x.received(), JSON.stringify(answer(1)));
+});
+
+test('an answer after the headers went out is an SSE event that ends the stream', async (ctx) => {
+  const x = await ctx.exchange();
+  const stream = new SseStream(x.res, HEADERS, 1, { headersAfterMs: 10, keepAliveMs: 60_000 });
+  const incoming = await x.headers;
+  assert.is(incoming.headers['content-type'], 'text/event-stream');
+  stream.respond(answer(1));
+  await x.ended;
   assert.is(x.received(), `event: message\ndata: ${JSON.stringify(answer(1))}\n\n`);
 });
 
