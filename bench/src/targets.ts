@@ -65,8 +65,8 @@ export async function startNative(): Promise<{ started: Started; url: string }> 
   return { started, url: `http://127.0.0.1:${match[1]}/mcp` };
 }
 
-export async function nativeTarget(): Promise<Target> {
-  const { started, url } = await startNative();
+/** `server`: the native server to call, which the remote passthrough may be calling too. */
+export function nativeTarget({ started, url }: { started: Started; url: string }): Target {
   return {
     id: 'native',
     label: 'native SDK HTTP',

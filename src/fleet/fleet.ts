@@ -118,7 +118,7 @@ export class Fleet {
    * without building the listing. The proxy-wide session cap asks on every request that opens a session.
    */
   sessionCount(): number {
-    return this.allVersions().reduce((open, upstream) => open + upstream.status().sessions, 0);
+    return this.allVersions().reduce((open, upstream) => open + upstream.sessionCount(), 0);
   }
 
   /** Stops every version, current and draining. A reload under way is abandoned; later ones do nothing. */
@@ -235,7 +235,7 @@ export class Fleet {
     const deadline = Date.now() + timeoutMs;
     const check = () => {
       this.drainTimers.delete(timer);
-      if (upstream.status().sessions > 0 && Date.now() < deadline && !this.stopped) {
+      if (upstream.sessionCount() > 0 && Date.now() < deadline && !this.stopped) {
         timer = setTimeout(check, DRAIN_POLL_MS);
         this.drainTimers.add(timer);
         return;

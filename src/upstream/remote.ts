@@ -301,6 +301,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
       pool.destroy();
       connection.abandon();
     },
+    sessionCount: () => sessions.count(),
     status() {
       return {
         name: spec.name,

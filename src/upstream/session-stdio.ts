@@ -78,6 +78,10 @@ class SessionStdioUpstream implements Upstream {
     await Promise.all([...this.live.keys()].map((child) => child.stop()));
   }
 
+  sessionCount(): number {
+    return this.endpoint.size;
+  }
+
   status(): UpstreamStatus {
     const pids = [...this.live.keys()].map((c) => c.pid).filter((pid): pid is number => pid !== undefined);
     return {
@@ -86,7 +90,7 @@ class SessionStdioUpstream implements Upstream {
       isolation: 'session',
       state: this.stopping ? 'stopped' : this.unrunnable ? 'failed' : this.started ? 'ready' : 'starting',
       pids,
-      sessions: this.endpoint.size,
+      sessions: this.sessionCount(),
       restarts: 0,
       ...(this.lastError !== undefined && { lastError: this.lastError }),
       stderr: this.lastStderr,

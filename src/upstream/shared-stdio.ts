@@ -100,6 +100,10 @@ class SharedStdioUpstream implements Upstream {
     this.state = 'stopped';
   }
 
+  sessionCount(): number {
+    return this.endpoint.size;
+  }
+
   status(): UpstreamStatus {
     return {
       name: this.spec.name,
@@ -108,7 +112,7 @@ class SharedStdioUpstream implements Upstream {
       state:
         this.launched || this.stopping ? this.state : this.spec.startup === 'lazy' ? 'ready' : 'starting',
       pids: this.child?.pid !== undefined && this.state !== 'stopped' ? [this.child.pid] : [],
-      sessions: this.endpoint.size,
+      sessions: this.sessionCount(),
       restarts: this.restarts,
       ...(this.lastError !== undefined && { lastError: this.lastError }),
       stderr: this.child?.stderrTail() ?? [],

@@ -48,6 +48,8 @@ export interface Upstream {
   update(spec: ServerSpec): void;
   /** Stops serving: closes its sessions and stops its children. Idempotent. */
   stop(): Promise<void>;
+  /** Client sessions open now, as `status().sessions`, without building the rest of the status. */
+  sessionCount(): number;
   status(): UpstreamStatus;
 }
 

@@ -173,42 +173,34 @@ test('a 407 of the forwarding egress proxy with a malformed body is answered onc
   );
 });
 
-test('configured framing headers never give the upstream a second framing (Transfer-Encoding + Content-Length)', async (context) => {
+/** The framing lines (Content-Length, Transfer-Encoding) of the request head the upstream gets, with `configured` headers. */
+async function framingSent(
+  context: Started,
+  configured: Record<string, string>,
+  body: string,
+): Promise<string[]> {
   const upstream = await rawUpstream(
     context,
     answering(() => ok),
   );
-  const { port } = await proxyTo(
-    context,
-    scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`, { 'Transfer-Encoding': 'chunked' }),
-  );
-  await callOnce(port, { body: '{}', boundMs: BOUND_MS }).catch(() => undefined);
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`, configured));
+  await callOnce(port, { body, boundMs: BOUND_MS }).catch(() => undefined);
   await until(
     () => upstream.received.length > 0 && upstream.received[0]!.includes('\r\n\r\n'),
     'the request',
   );
   const head = upstream.received[0]!.slice(0, upstream.received[0]!.indexOf('\r\n\r\n'));
-  const framings = head.split('\r\n').filter((line) => /^(content-length|transfer-encoding):/i.test(line));
-  assert.equal(framings.length, 1, `request head has ${JSON.stringify(framings)}`);
+  return head.split('\r\n').filter((line) => /^(content-length|transfer-encoding):/i.test(line));
+}
+
+test('configured framing headers never give the upstream a second framing (Transfer-Encoding + Content-Length)', async (context) => {
+  const framings = await framingSent(context, { 'Transfer-Encoding': 'chunked' }, '{}');
+  assert.equal(framings, ['content-length: 2'], `request head has ${JSON.stringify(framings)}`);
 });
 
 test('configured Content-Length is not sent beside the proxy’s own', async (context) => {
-  const upstream = await rawUpstream(
-    context,
-    answering(() => ok),
-  );
-  const { port } = await proxyTo(
-    context,
-    scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`, { 'Content-Length': '0' }),
-  );
-  await callOnce(port, { body: '{"a":1}', boundMs: BOUND_MS }).catch(() => undefined);
-  await until(
-    () => upstream.received.length > 0 && upstream.received[0]!.includes('\r\n\r\n'),
-    'the request',
-  );
-  const head = upstream.received[0]!.slice(0, upstream.received[0]!.indexOf('\r\n\r\n'));
-  const lengths = head.split('\r\n').filter((line) => /^content-length:/i.test(line));
-  assert.equal(lengths.length, 1, `request head has ${JSON.stringify(lengths)}`);
+  const framings = await framingSent(context, { 'Content-Length': '0' }, '{"a":1}');
+  assert.equal(framings, ['content-length: 7'], `request head has ${JSON.stringify(framings)}`);
 });
 
 test('a response field named like an Object.prototype member is relayed as sent', async (context) => {
