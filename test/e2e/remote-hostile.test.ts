@@ -355,6 +355,80 @@ test('a HEAD answer with body bytes after it: not relayed, connection not reused
   assert.is(upstream.received.length, 2);
 });
 
+test('a late body after a bodiless answer (HEAD, 204) reaches no one: such a connection is never reused', async (context) => {
+  // The faulty server sends the body a moment after the head, in a write of its own: a reused connection
+  // would read it as the next exchange's response.
+  const sockets: Socket[] = [];
+  const answer = answering((text) => {
+    if (text.startsWith('HEAD')) return 'HTTP/1.1 200 OK\r\ncontent-length: 21\r\n\r\n';
+    if (text.includes('"bodiless"')) return 'HTTP/1.1 204 No Content\r\n\r\n';
+    return ok;
+  });
+  const upstream = await rawUpstream(context, (socket, text) => {
+    const before = sockets.length;
+    answer(socket, text);
+    if (!sockets.includes(socket)) sockets.push(socket);
+    if (sockets.length > before) setTimeout(() => socket.write('{"leaked":"late body"}'), 50);
+  });
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  assert.is((await callOnce(port, { body: '', method: 'HEAD', boundMs: BOUND_MS })).status, 200);
+  assert.is((await callOnce(port, { body: '{"bodiless":true}', boundMs: BOUND_MS })).status, 204);
+  await sleep(100); // the late bodies have been written
+  assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
+  assert.is(upstream.received.length, 3, 'each exchange on a connection of its own');
+});
+
+test('an upload the upstream stopped reading, then dropped: 502, and the client connection serves on', async (context) => {
+  const answer = answering(() => ok);
+  const upstream = await rawUpstream(context, (socket, text, connection) => {
+    if (connection > 0) return answer(socket, text);
+    // The first connection reads no more and is reset: the proxy's writes to it fill up meanwhile, which
+    // pauses the client's body.
+    if (!socket.isPaused()) {
+      socket.pause();
+      setTimeout(() => socket.destroy(), 300);
+    }
+  });
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  const size = 16 * 1024 * 1024;
+  const piece = Buffer.alloc(64 * 1024, 0x20);
+  const client = connect(port, '127.0.0.1');
+  context.sockets.push(client);
+  client.on('error', () => {});
+  let replies = '';
+  client.on('data', (chunk: Buffer) => (replies += chunk.toString('latin1')));
+  client.write(`POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: ${size}\r\n\r\n`);
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < size) {
+      sent += piece.length;
+      if (!client.write(piece)) return void client.once('drain', pump);
+    }
+    // The next request on the same connection: answered only if the proxy read the first body to its end.
+    client.write('POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}');
+  };
+  pump();
+  const statuses = () => [...replies.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((match) => match[1]);
+  await until(() => statuses().length >= 2, 'both answers', 10_000);
+  assert.equal(statuses(), ['502', '200']);
+});
+
+test('an SSE answer carries one X-Accel-Buffering, the proxy’s, whatever the upstream sent', async (context) => {
+  const upstream = await rawUpstream(
+    context,
+    answering(
+      () =>
+        'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-accel-buffering: yes\r\ncontent-length: 2\r\n\r\n\n\n',
+    ),
+  );
+  const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`));
+  const reply = await callOnce(port, { boundMs: BOUND_MS });
+  const values = reply.rawHeaders.filter(
+    (_, i, all) => i % 2 === 1 && /^x-accel-buffering$/i.test(all[i - 1]!),
+  );
+  assert.equal(values, ['no']);
+});
+
 test('interim 100 and 103 answers are skipped; the final one is relayed and the connection kept', async (context) => {
   const upstream = await rawUpstream(
     context,

@@ -287,7 +287,12 @@ export class Exchange implements ConnectionUser {
   private release(): void {
     const { connection } = this;
     if (!connection) return;
-    if (!this.requestSent || !this.head?.keepAlive || this.abortedFor !== undefined)
+    if (
+      !this.requestSent ||
+      !this.head?.keepAlive ||
+      this.abortedFor !== undefined ||
+      bodiless(this.req, this.head)
+    )
       return this.dropQuietly();
     this.connection = undefined;
     this.context.pool.release(connection, this.keepAliveSeconds);
@@ -320,14 +325,14 @@ export class Exchange implements ConnectionUser {
 
   /** Closes the connection, and only that. */
   private dropQuietly(): void {
+    // The rest of a body still arriving goes nowhere now, but must still be read, or the client's connection
+    // stalls (it may have been paused for the upstream). Also when the connection has closed by itself.
+    if (!this.requestSent) this.req.resume();
     const { connection } = this;
     if (!connection) return;
     this.connection = undefined;
     connection.user = undefined;
     connection.socket.destroy();
-    // The rest of a body still arriving goes nowhere now, but must still be read, or the client's connection
-    // stalls (it may have been paused for the upstream).
-    if (!this.requestSent) this.req.resume();
   }
 
   /** Answers a request that got no response: aborted here (timeout, stop, client gone), or failed. */
@@ -380,6 +385,15 @@ export function answerError(
 ): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(errorBody(code, message, id));
+}
+
+/**
+ * Whether a response has no body by rule (to HEAD, 204, 304). That is where a faulty server most often sends
+ * one anyway, perhaps a moment later, when it would be read as the next exchange's response; so such a
+ * connection is not used again. MCP hardly ever sees one, so this costs nothing.
+ */
+function bodiless(req: IncomingMessage, head: ResponseHead): boolean {
+  return req.method === 'HEAD' || head.status === 204 || head.status === 304;
 }
 
 const NO_BODY = Buffer.alloc(0);
@@ -443,9 +457,15 @@ function clientResponseHeaders({ fields, contentLength }: ResponseHead): {
     if (previous === undefined) headers[lower] = value;
     else headers[lower] = Array.isArray(previous) ? [...previous, value] : [String(previous), value];
     if (lower === 'mcp-session-id') sessionId ??= value;
-    else if (lower === 'content-type' && value.toLowerCase().startsWith('text/event-stream')) {
-      headers['x-accel-buffering'] = 'no';
-    }
+  }
+  // Set last, over any of the upstream's own: one value, and the one that keeps nginx from buffering.
+  const type = headers['content-type'];
+  if (
+    String(Array.isArray(type) ? type[0] : type)
+      .toLowerCase()
+      .startsWith('text/event-stream')
+  ) {
+    headers['x-accel-buffering'] = 'no';
   }
   if (contentLength !== undefined) headers['content-length'] = String(contentLength);
   return { headers, sessionId, keepAliveSeconds };
