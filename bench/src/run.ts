@@ -6,7 +6,7 @@
  *   node bench/dist/run.js --profile [--quick] [--raw-load] [--no-pin]
  *
  * Targets (for --only): direct, native, proxy-shared, proxy-session, proxy-remote, proxy-shared-info,
- * sg-stateful, sg-stateless, mcp-proxy. --raw-load drives the concurrent phases with bare HTTP clients
+ * tcp-relay, sg-stateful, sg-stateless, mcp-proxy. --raw-load drives the concurrent phases with bare HTTP clients
  * instead of the SDK's (whose own CPU caps every HTTP target on a small machine).
  *
  * Prints markdown, saves JSON (and the markdown) under bench/results/. Asserts nothing: `--quick` is a
@@ -51,6 +51,7 @@ import {
   startNative,
   stopTarget,
   supergatewayTarget,
+  tcpRelayTarget,
   type Target,
 } from './targets.js';
 
@@ -283,6 +284,7 @@ async function startTargets(
           note: 'default logging: one access-log line per request',
         }),
     ],
+    ['tcp-relay', async () => tcpRelayTarget(await native())],
     ['sg-stateful', () => supergatewayTarget(true)],
     ['sg-stateless', () => supergatewayTarget(false)],
     ['mcp-proxy', mcpProxyTarget],
@@ -483,13 +485,18 @@ async function main(): Promise<void> {
     for (const a of [shared, session]) if (a?.survivors.length) leftovers.push(...a.survivors);
   }
 
+  // Reference targets: measured like the others, reported as a line each rather than as rows.
+  const references = new Set(['proxy-shared-info', 'tcp-relay']);
   const rows = summarize(
-    entries.filter((e) => e.target.id !== 'proxy-shared-info'),
+    entries.filter((e) => !references.has(e.target.id)),
     cfg.levels,
   );
-  const [info] = summarize(
-    entries.filter((e) => e.target.id === 'proxy-shared-info'),
-    cfg.levels,
+  const [info, relay] = ['proxy-shared-info', 'tcp-relay'].map(
+    (id) =>
+      summarize(
+        entries.filter((e) => e.target.id === id),
+        cfg.levels,
+      )[0],
   );
   const plain = rows.find((r) => r.id === 'proxy-shared');
   const top = Math.max(...cfg.levels);
@@ -497,7 +504,7 @@ async function main(): Promise<void> {
     info && plain
       ? `log cost (LOG_LEVEL=info, the default, against warn): echo p50 ${round(info.seqP50, 3)} vs ${round(plain.seqP50, 3)} ms; calls/s @${top} ${round(info.callsPerSecond[top], 0)} vs ${round(plain.callsPerSecond[top], 0)}; CPU/call @${top} ${round(info.cpuMsPerCall, 3)} vs ${round(plain.cpuMsPerCall, 3)} ms`
       : undefined;
-  const found = verdicts(rows, extras, cfg.levels);
+  const found = verdicts(rows, extras, cfg.levels, relay);
   const text = markdown(rows, extras, found, cfg.levels, logCost);
   const sweep = finalSweep();
   leftovers.push(...sweep);
@@ -518,7 +525,8 @@ async function main(): Promise<void> {
       listening: e.target.listening,
       error: e.error,
       summary:
-        rows.find((r) => r.id === e.target.id) ?? (e.target.id === 'proxy-shared-info' ? info : undefined),
+        rows.find((r) => r.id === e.target.id) ??
+        (e.target.id === 'proxy-shared-info' ? info : e.target.id === 'tcp-relay' ? relay : undefined),
       raw: {
         open: e.figures.open,
         seq: e.figures.seq,

@@ -14,6 +14,7 @@ import {
   nativeServer,
   node,
   supergatewayBin,
+  tcpRelay,
 } from './paths.js';
 import { freePort, listeningAddresses, start, stop, waitForOutput, type Started } from './procs.js';
 import { get } from './raw.js';
@@ -77,6 +78,28 @@ export function nativeTarget({ started, url }: { started: Started; url: string }
     phases: ALL,
     slow: false,
     note: 'the fixture tools in an SDK StreamableHTTPServerTransport, no proxy',
+    listening: listeningAddresses(started.pid),
+  };
+}
+
+/**
+ * A raw TCP relay in front of a native server (`bench/src/tcp-relay.ts`): the floor of any extra hop,
+ * measured for sequential latency only, beside the remote passthrough to the same server.
+ */
+export async function tcpRelayTarget({ url }: { url: string }): Promise<Target> {
+  const upstream = new URL(url);
+  const started = start(node, [tcpRelay, upstream.port], { env: baseEnv() });
+  const match = await waitForOutput(started, /tcp relay listening (\d+)/, 20_000);
+  return {
+    id: 'tcp-relay',
+    label: 'raw TCP relay → native',
+    client: { kind: 'http', url: `http://127.0.0.1:${match[1]}${upstream.pathname}` },
+    main: started,
+    alsoMeasured: [],
+    helpers: [],
+    phases: new Set(['seq']),
+    slow: false,
+    note: 'bytes piped to the native target’s own server, no HTTP: the floor of an extra hop',
     listening: listeningAddresses(started.pid),
   };
 }
