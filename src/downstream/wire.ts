@@ -1,8 +1,8 @@
 /**
  * The Streamable HTTP transport's rules for what a client sends (MCP 2025-11-25, "Transports"), as pure
- * checks, and the framing of what goes back (SSE, or one JSON message). Status codes, JSON-RPC codes and messages are the SDK
- * transport's (`webStandardStreamableHttp.js`), so a client that learned them from an SDK server, or from
- * this proxy before it served the transport itself (decision 0020), sees no difference.
+ * checks, and the framing of what goes back (SSE, or one JSON message). Status codes, JSON-RPC codes and
+ * messages are the SDK transport's (`webStandardStreamableHttp.js`), so a client that learned them from an
+ * SDK server, or from this proxy before it served the transport itself (decision 0020), sees no difference.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { MAX_BATCH_SIZE } from '@modelcontextprotocol/sdk/server/requestBody.js';
@@ -142,16 +142,16 @@ export function sseHeaders(sessionId: string): OutgoingHttpHeaders {
 }
 
 /**
- * The headers of an answer that is one JSON message (see SseStream): the session's, and the body's length,
- * so that the client reads a plain body rather than chunks.
+ * The headers of an answer that is one JSON message (see SseStream): the session id, taken from the
+ * session's SSE headers, and the body's length, so that the client reads a plain body rather than chunks.
  */
-export function jsonHeaders(sse: OutgoingHttpHeaders, body: readonly string[]): OutgoingHttpHeaders {
+export function jsonHeaders(session: OutgoingHttpHeaders, body: readonly string[]): OutgoingHttpHeaders {
   let length = 0;
   for (const piece of body) length += Buffer.byteLength(piece);
   return {
     'content-type': 'application/json',
     'content-length': length,
-    'mcp-session-id': sse['mcp-session-id'],
+    'mcp-session-id': session['mcp-session-id'],
   };
 }
 

@@ -460,13 +460,8 @@ function clientResponseHeaders({ fields, contentLength }: ResponseHead): {
   }
   // Set last, over any of the upstream's own: one value, and the one that keeps nginx from buffering.
   const type = headers['content-type'];
-  if (
-    String(Array.isArray(type) ? type[0] : type)
-      .toLowerCase()
-      .startsWith('text/event-stream')
-  ) {
-    headers['x-accel-buffering'] = 'no';
-  }
+  const firstType = String(Array.isArray(type) ? type[0] : type).toLowerCase();
+  if (firstType.startsWith('text/event-stream')) headers['x-accel-buffering'] = 'no';
   if (contentLength !== undefined) headers['content-length'] = String(contentLength);
   return { headers, sessionId, keepAliveSeconds };
 }
