@@ -51,22 +51,26 @@ export function withId<M extends JSONRPCMessage & { id?: RequestId }>(message: M
  * What makes a client's text unsafe to hand to a shared child as it is (see withOwnId): the members named
  * id, method and params (counted: each must appear once, in any letter case, since Go's encoding/json
  * matches names case-insensitively), a progress token in any spelling (`progress_token` is the Python
- * SDK's), any \u escape (with which a name can be spelt without its letters) and any character beyond
- * ASCII (with which some parsers' case folding spells one: .NET's invariant ignore-case takes `ı` for `I`).
+ * SDK's), any \u escape (with which a name can be spelt without its letters), and any character beyond
+ * ASCII (with which some parsers' case folding spells one: .NET's invariant ignore-case takes `ı` for `I`),
+ * which readsAlike finds apart: in the same pattern it tripled the pattern's time.
  */
-const RISKY = /"(?:id|method|params)"|progress[-_]*token|\\u|[^\x00-\x7f]/gi;
+const RISKY = /"(?:id|method|params)"|progress[-_]*token|\\u/gi;
 
 /**
  * Whether a child reads `text` as the proxy read it, whatever its JSON parser does with a name given twice
- * or spelt another way: id, method and params once each, plain ASCII, no progress token. One pass, about
- * 0.1 ms per MiB.
+ * or spelt another way: id, method and params once each, plain ASCII, no progress token. Two passes, about
+ * 0.45 ms per MiB together on the bench's machine (the one pattern with the class beyond ASCII took 0.9).
  */
 function readsAlike(text: string): boolean {
+  // Every character beyond ASCII takes two or more bytes in UTF-8 (a lone surrogate three): the lengths are
+  // equal only for plain ASCII. Counted natively, without a pattern.
+  if (Buffer.byteLength(text, 'utf8') !== text.length) return false;
   RISKY.lastIndex = 0;
   const named = new Set<string>();
   for (let match = RISKY.exec(text); match !== null; match = RISKY.exec(text)) {
     const name = match[0].toLowerCase();
-    if (!name.startsWith('"')) return false; // a progress token, an escape or a character beyond ASCII
+    if (!name.startsWith('"')) return false; // a progress token or an escape
     if (named.has(name)) return false;
     named.add(name);
   }

@@ -81,7 +81,8 @@ test("a client's request keeps its text under the proxy's id only when the text 
   // As the SDK's client writes a request: id last.
   const once = `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"${pad}"}},"jsonrpc":"2.0","id":3}`;
   const kept = withOwnId(request(once), 41);
-  assert.ok(framed('', kept, '\n').length > 1, 'kept: written in pieces');
+  // Kept: the client's text, the spliced id, the framing. Serialized again, it would be one text and the framing.
+  assert.is(framed('', kept, '\n').length, 3, 'kept: written in pieces');
   assert.is(textOf(kept), once.replace('"id":3}', '"id":41}'));
 
   const doubtful = [
@@ -97,6 +98,8 @@ test("a client's request keeps its text under the proxy's id only when the text 
     `{"method":"tools/call","params":{"p":"\\u0069 ${pad}"},"jsonrpc":"2.0","id":3}`, // an escape in a value
     `{"\u0131d":1,"method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`, // dotless i
     `{"method":"tools/call","params":{"p":"é ${pad}"},"jsonrpc":"2.0","id":3}`, // beyond ASCII anywhere
+    `{"method":"tools/call","params":{"p":"${pad} \u{1F600}"},"jsonrpc":"2.0","id":3}`, // an astral character
+    `{"method":"tools/call","params":{"p":"${pad} \uFFFD"},"jsonrpc":"2.0","id":3}`, // an invalid byte, decoded
     // The method given twice: a parser that keeps the first would unsubscribe, not call.
     `{"method":"resources/unsubscribe","params":{"uri":"a","p":"${pad}"},"method":"tools/call","jsonrpc":"2.0","id":3}`,
     `{"METHOD":"resources/unsubscribe","method":"tools/call","params":{"p":"${pad}"},"jsonrpc":"2.0","id":3}`,
@@ -112,6 +115,8 @@ test("a client's request keeps its text under the proxy's id only when the text 
     const parsed = request(text);
     const copy = withOwnId(parsed, 41);
     assert.is(copy.id, 41);
+    // Serialized again: one text (joined with the framing when small), never the client's text and an id.
+    assert.ok(framed('', copy, '\n').length <= 2, `serialized again: ${text.slice(0, 60)}`);
     assert.is(textOf(copy), JSON.stringify({ ...parsed, id: 41 }), text.slice(0, 60));
   }
 });
