@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { holdWrites } from '../hold-writes.js';
 import { jsonBody, jsonHeaders, SSE_KEEP_ALIVE, sseEvent } from './wire.js';
 
 export interface SseTiming {
@@ -44,10 +45,10 @@ export class SseStream {
       this.res.write(pieces[0]);
       return;
     }
-    // Corked, the pieces of a large message leave in one write, as one string would.
-    this.res.cork();
+    // Held, the pieces of a large message leave in one write, as one string would.
+    const release = holdWrites(this.res);
     for (const piece of pieces) this.res.write(piece);
-    this.res.uncork();
+    release();
   }
 
   /** One of the responses this stream owes; the last one ends it. */
@@ -62,8 +63,8 @@ export class SseStream {
       pieces = jsonBody(response);
       this.res.writeHead(200, jsonHeaders(this.headers, pieces));
     }
-    // end() uncorks in full: headers, every piece and the end leave in one write.
-    this.res.cork();
+    // end() lets go in full: headers, every piece and the end leave in one write.
+    holdWrites(this.res);
     for (const piece of pieces.slice(0, -1)) this.res.write(piece);
     this.res.end(pieces.at(-1));
   }

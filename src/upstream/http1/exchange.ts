@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { holdWrites } from '../../hold-writes.js';
 import { ErrorCode, errorBody } from '../jsonrpc.js';
 import { RequestIdPeek, type JsonRpcId } from '../request-id-peek.js';
 import type { Connection, ConnectionPool, ConnectionUser } from './connection-pool.js';
@@ -138,14 +139,14 @@ export class Exchange implements ConnectionUser {
     const { res } = this;
     const parser = this.parser!;
     let failure: Error | undefined;
-    res.cork();
+    const release = holdWrites(res);
     try {
       parser.push(chunk);
     } catch (error) {
       failure = error as Error;
     }
-    // Uncorked first, even on a failure: what was relayed before it goes out ahead of the cut.
-    res.uncork();
+    // Let go first, even on a failure: what was relayed before it goes out ahead of the cut.
+    release();
     if (failure !== undefined) {
       // Bytes after a complete response (the client has its answer), or after the exchange was settled
       // otherwise (an egress proxy's refusal): only the connection is done for.
