@@ -293,6 +293,7 @@ for (const [title, method, status] of [
       const { outcome, head: received } = accepted(head(status, field), { method });
       assert.equal(outcome.events, ['head', 'end'], field);
       assert.is(received.keepAlive, true, field);
+      assert.is(received.bodiless, true, field);
     }
     assert.is(
       errorOf(head(status, 'Content-Length: 5') + 'hello', { method }),
@@ -302,8 +303,11 @@ for (const [title, method, status] of [
 }
 
 test('methods are case-sensitive: a response to "head" has a body', () => {
-  const { outcome } = accepted(head('HTTP/1.1 200 OK', 'Content-Length: 2') + 'ok', { method: 'head' });
+  const { outcome, head: received } = accepted(head('HTTP/1.1 200 OK', 'Content-Length: 2') + 'ok', {
+    method: 'head',
+  });
   assert.equal(outcome.events, ['head', 'body ok', 'end']);
+  assert.is(received.bodiless, false);
 });
 
 test('a response with no body does not keep alive on doubtful framing', () => {

@@ -292,7 +292,9 @@ export class Exchange implements ConnectionUser {
       !this.requestSent ||
       !this.head?.keepAlive ||
       this.abortedFor !== undefined ||
-      bodiless(this.req, this.head)
+      // A bodiless answer is where a faulty server most often sends a body anyway, perhaps a moment later,
+      // when it would be read as the next exchange's response. MCP hardly ever sees one.
+      this.head.bodiless
     )
       return this.dropQuietly();
     this.connection = undefined;
@@ -386,15 +388,6 @@ export function answerError(
 ): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(errorBody(code, message, id));
-}
-
-/**
- * Whether a response has no body by rule (to HEAD, 204, 304). That is where a faulty server most often sends
- * one anyway, perhaps a moment later, when it would be read as the next exchange's response; so such a
- * connection is not used again. MCP hardly ever sees one, so this costs nothing.
- */
-function bodiless(req: IncomingMessage, head: ResponseHead): boolean {
-  return req.method === 'HEAD' || head.status === 204 || head.status === 304;
 }
 
 const NO_BODY = Buffer.alloc(0);

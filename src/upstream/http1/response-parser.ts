@@ -41,6 +41,8 @@ export interface ResponseHead {
   fields: [name: string, value: string][];
   /** Whether the connection may carry another exchange once this message has ended. */
   keepAlive: boolean;
+  /** Whether the response has no body by rule (to HEAD, 204, 304), whatever its framing fields say. */
+  bodiless: boolean;
   /** The Content-Length fields' value, read as a number, when there are any. */
   contentLength: number | undefined;
 }
@@ -223,6 +225,7 @@ export class ResponseParser {
       reason: head.reason,
       fields: head.fields,
       keepAlive: keepsAlive(head, framing),
+      bodiless: framing === 'none',
       contentLength: head.contentLength,
     });
     this.startBody(framing, head.contentLength ?? 0);
