@@ -6,8 +6,8 @@
  *   node bench/dist/run.js --profile [--quick] [--raw-load] [--no-pin]
  *
  * Targets (for --only): direct, native, proxy-shared, proxy-session, proxy-remote, proxy-shared-info,
- * tcp-relay, sg-stateful, sg-stateless, mcp-proxy. --raw-load drives the concurrent phases with bare HTTP clients
- * instead of the SDK's (whose own CPU caps every HTTP target on a small machine).
+ * tcp-relay, sg-stateful, sg-stateless, mcp-proxy. --raw-load drives the concurrent phases with bare HTTP
+ * clients instead of the SDK's (whose own CPU caps every HTTP target on a small machine).
  *
  * Prints markdown, saves JSON (and the markdown) under bench/results/. Asserts nothing: `--quick` is a
  * smoke run for CI.
@@ -236,6 +236,9 @@ process.on('SIGINT', () => {
   log('interrupted: stopping every target');
   void stopAll().then(() => process.exit(130));
 });
+
+/** Targets reported as a line each (the log's cost, the floor of an extra hop), not as rows of the tables. */
+const REFERENCE_TARGETS: ReadonlySet<string> = new Set(['proxy-shared-info', 'tcp-relay']);
 
 async function startTargets(
   args: Args,
@@ -486,18 +489,18 @@ async function main(): Promise<void> {
   }
 
   // Reference targets: measured like the others, reported as a line each rather than as rows.
-  const references = new Set(['proxy-shared-info', 'tcp-relay']);
+  const references = new Map(
+    summarize(
+      entries.filter((e) => REFERENCE_TARGETS.has(e.target.id)),
+      cfg.levels,
+    ).map((summary) => [summary.id, summary]),
+  );
   const rows = summarize(
-    entries.filter((e) => !references.has(e.target.id)),
+    entries.filter((e) => !REFERENCE_TARGETS.has(e.target.id)),
     cfg.levels,
   );
-  const [info, relay] = ['proxy-shared-info', 'tcp-relay'].map(
-    (id) =>
-      summarize(
-        entries.filter((e) => e.target.id === id),
-        cfg.levels,
-      )[0],
-  );
+  const info = references.get('proxy-shared-info');
+  const relay = references.get('tcp-relay');
   const plain = rows.find((r) => r.id === 'proxy-shared');
   const top = Math.max(...cfg.levels);
   const logCost =
@@ -524,9 +527,7 @@ async function main(): Promise<void> {
       note: e.target.note,
       listening: e.target.listening,
       error: e.error,
-      summary:
-        rows.find((r) => r.id === e.target.id) ??
-        (e.target.id === 'proxy-shared-info' ? info : e.target.id === 'tcp-relay' ? relay : undefined),
+      summary: rows.find((r) => r.id === e.target.id) ?? references.get(e.target.id),
       raw: {
         open: e.figures.open,
         seq: e.figures.seq,
