@@ -1,6 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --single-threaded-gc
 // The node flags above are how the proxy runs everywhere (npm start and the image's ENTRYPOINT repeat them,
-// and a test holds them equal): decision 0021 says why the young generation is capped.
+// and a test holds them equal): decision 0021 says why the young generation is capped, 0029 why the
+// garbage collector runs on the main thread only.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { importCommand } from './commands/import.js';
 import { serveCommand } from './commands/serve.js';
