@@ -85,8 +85,8 @@ EXPOSE 8000
 # No curl in a slim image; Node's fetch does the same.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5m --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# The node flags are the CLI's own, from its first line (decisions 0021, 0029); a test holds them equal.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "--single-threaded-gc", "/app/dist/src/cli.js"]
+# The node flags are the CLI's own, from its first line (decision 0021); a test holds them equal.
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "/app/dist/src/cli.js"]
 # No -c: with MCP_COMMAND or MCP_PROXY_URL set this is the gateway's per-adapter container
 # (single-server mode); otherwise it serves $MCP_PROXY_CONFIG. `-c FILE` always means a manifest.
 CMD ["serve"]

@@ -1,7 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --single-threaded-gc
+#!/usr/bin/env -S node --max-semi-space-size=4
 // The node flags above are how the proxy runs everywhere (npm start and the image's ENTRYPOINT repeat them,
-// and a test holds them equal): decision 0021 says why the young generation is capped, 0029 why the
-// garbage collector runs on the main thread only.
+// and a test holds them equal): decision 0021 says why the young generation is capped.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { importCommand } from './commands/import.js';
 import { serveCommand } from './commands/serve.js';

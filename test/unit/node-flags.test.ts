@@ -10,10 +10,6 @@ test('the CLI declares the young-generation cap of decision 0021', () => {
   assert.ok(cliNodeFlags().includes('--max-semi-space-size=4'), cliNodeFlags().join(' '));
 });
 
-test('the CLI runs the garbage collector on the main thread only, decision 0029', () => {
-  assert.ok(cliNodeFlags().includes('--single-threaded-gc'), cliNodeFlags().join(' '));
-});
-
 test('the built CLI keeps the first line that declares them', () => {
   assert.is(
     readFileSync(cliPath, 'utf8').split('\n', 1)[0],
