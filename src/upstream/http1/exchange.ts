@@ -139,14 +139,14 @@ export class Exchange implements ConnectionUser {
     const { res } = this;
     const parser = this.parser!;
     let failure: Error | undefined;
-    const release = holdWrites(res);
+    const letGo = holdWrites(res);
     try {
       parser.push(chunk);
     } catch (error) {
       failure = error as Error;
     }
     // Let go first, even on a failure: what was relayed before it goes out ahead of the cut.
-    release();
+    letGo();
     if (failure !== undefined) {
       // Bytes after a complete response (the client has its answer), or after the exchange was settled
       // otherwise (an egress proxy's refusal): only the connection is done for.
