@@ -66,7 +66,7 @@ export async function startNative(): Promise<{ started: Started; url: string }> 
   return { started, url: `http://127.0.0.1:${match[1]}/mcp` };
 }
 
-/** `server`: the native server to call, which the remote passthrough may be calling too. */
+/** The native server, started once: the remote passthrough and the TCP relay may be calling it too. */
 export function nativeTarget({ started, url }: { started: Started; url: string }): Target {
   return {
     id: 'native',
