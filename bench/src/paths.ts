@@ -23,6 +23,7 @@ export const FIXTURE_MARK = 'fixtures/servers/echo.js';
 
 export const nativeServer = fromBench('dist', 'native-server.js');
 export const tcpRelay = fromBench('dist', 'tcp-relay.js');
+export const httpFloor = fromBench('dist', 'http-floor.js');
 export const loopbackPreload = fromBench('dist', 'loopback.js');
 export const supergatewayBin = fromBench('node_modules', 'supergateway', 'dist', 'index.js');
 export const mcpProxyBin = fromBench('node_modules', 'mcp-proxy', 'dist', 'bin', 'mcp-proxy.mjs');

@@ -137,12 +137,15 @@ export interface Extras {
 
 const f = (v: number | undefined, digits = 2) => (v === undefined ? '–' : String(round(v, digits)));
 
-/** `relay`: the raw TCP relay to the same native server, when it ran: the floor of an extra hop. */
+/**
+ * `floors`: the yardsticks in front of the same native server, those that ran: a raw TCP relay (the floor of
+ * an extra hop) and the least passthrough on `node:http` (the floor of a proxy built on it).
+ */
 export function verdicts(
   rows: Summary[],
   extras: Extras,
   levels: readonly number[],
-  relay?: Summary,
+  floors: { relay?: Summary; http?: Summary } = {},
 ): Verdict[] {
   const top = Math.max(...levels);
   const by = (id: string) => rows.find((r) => r.id === id);
@@ -184,14 +187,22 @@ export function verdicts(
   }
   const remote = by('proxy-remote');
   if (remote && native) {
-    const delta =
-      remote.seqP50 !== undefined && native.seqP50 !== undefined ? remote.seqP50 - native.seqP50 : undefined;
-    const floor =
-      relay?.seqP50 !== undefined && native.seqP50 !== undefined ? relay.seqP50 - native.seqP50 : undefined;
+    const added = (r: Summary | undefined) =>
+      r?.seqP50 !== undefined && native.seqP50 !== undefined ? r.seqP50 - native.seqP50 : undefined;
+    const delta = added(remote);
+    const beside = (
+      [
+        ['a raw TCP relay', floors.relay],
+        ['the node:http floor', floors.http],
+      ] as const
+    ).flatMap(([name, floor]) => {
+      const ms = added(floor);
+      return ms === undefined ? [] : [`${name}: +${f(ms, 3)} ms`];
+    });
     check(
       'remote passthrough p50 ≤ direct HTTP + 0.3 ms',
       'proxy-remote',
-      `+${f(delta, 3)} ms${floor === undefined ? '' : ` (a raw TCP relay: +${f(floor, 3)} ms)`}`,
+      `+${f(delta, 3)} ms${beside.length === 0 ? '' : ` (${beside.join('; ')})`}`,
       delta === undefined ? undefined : delta <= 0.3,
     );
   }

@@ -6,8 +6,8 @@
  *   node bench/dist/run.js --profile [--quick] [--raw-load] [--no-pin]
  *
  * Targets (for --only): direct, native, proxy-shared, proxy-session, proxy-remote, proxy-shared-info,
- * tcp-relay, sg-stateful, sg-stateless, mcp-proxy. --raw-load drives the concurrent phases with bare HTTP
- * clients instead of the SDK's (whose own CPU caps every HTTP target on a small machine).
+ * tcp-relay, http-floor, sg-stateful, sg-stateless, mcp-proxy. --raw-load drives the concurrent phases with
+ * bare HTTP clients instead of the SDK's (whose own CPU caps every HTTP target on a small machine).
  *
  * Prints markdown, saves JSON (and the markdown) under bench/results/. Asserts nothing: `--quick` is a
  * smoke run for CI.
@@ -25,7 +25,7 @@ import {
   measureConcurrent,
   measureOpen,
   measurePayloads,
-  measureSequential,
+  measureSequentialInterleaved,
   warmUp,
   type TargetFigures,
 } from './measure.js';
@@ -45,6 +45,7 @@ import { median, round } from './stats.js';
 import {
   directTarget,
   echoServer,
+  httpFloorTarget,
   mcpProxyTarget,
   nativeTarget,
   proxyTarget,
@@ -66,6 +67,8 @@ export interface Config {
   openSamplesSlow: number;
   openBudgetMs: number;
   seqCalls: number;
+  /** Sequential echo interleaves the targets in blocks of this many calls (see measureSequentialInterleaved). */
+  seqBlockCalls: number;
   seqBudgetMs: number;
   concMs: number;
   levels: number[];
@@ -98,6 +101,7 @@ const FULL: Config = {
   openSamplesSlow: 6,
   openBudgetMs: 30_000,
   seqCalls: 500,
+  seqBlockCalls: 25,
   seqBudgetMs: 30_000,
   concMs: 5_000,
   levels: [1, 8, 32],
@@ -127,6 +131,7 @@ const QUICK: Config = {
   openSamplesSlow: 1,
   openBudgetMs: 2000,
   seqCalls: 20,
+  seqBlockCalls: 10,
   seqBudgetMs: 1500,
   concMs: 300,
   levels: [2],
@@ -237,8 +242,11 @@ process.on('SIGINT', () => {
   void stopAll().then(() => process.exit(130));
 });
 
-/** Targets reported as a line each (the log's cost, the floor of an extra hop), not as rows of the tables. */
-const REFERENCE_TARGETS: ReadonlySet<string> = new Set(['proxy-shared-info', 'tcp-relay']);
+/**
+ * Targets reported as a line each, not as rows of the tables: the log's cost, and the yardsticks the remote
+ * passthrough is read against (the floors of an extra hop and of a passthrough on node:http).
+ */
+const REFERENCE_TARGETS: ReadonlySet<string> = new Set(['proxy-shared-info', 'tcp-relay', 'http-floor']);
 
 async function startTargets(
   args: Args,
@@ -288,6 +296,7 @@ async function startTargets(
         }),
     ],
     ['tcp-relay', async () => tcpRelayTarget(await native())],
+    ['http-floor', async () => httpFloorTarget(await native())],
     ['sg-stateful', () => supergatewayTarget(true)],
     ['sg-stateless', () => supergatewayTarget(false)],
     ['mcp-proxy', mcpProxyTarget],
@@ -385,33 +394,51 @@ async function main(): Promise<void> {
   const measured = runnable.filter((e) => !e.error);
   const per = (total: number) => Math.max(1, Math.ceil(total / cfg.rounds));
 
+  type Entry = (typeof measured)[number];
+  type Blame = (e: Entry, error: unknown) => void;
+  /** A phase of a round, over the targets that take part in it; what fails is blamed on its target. */
   type Step = {
     name: string;
     phase: 'open' | 'seq' | 'payload' | 'conc';
-    run: (e: (typeof measured)[number]) => Promise<void>;
+    run: (entries: Entry[], blame: Blame) => Promise<void>;
   };
+  /** A phase measured one target after another. */
+  const eachTarget =
+    (measure: (e: Entry) => Promise<void>) =>
+    async (entries: Entry[], blame: Blame): Promise<void> => {
+      for (const e of entries) {
+        if (interrupted) return;
+        await measure(e).catch((error: unknown) => blame(e, error));
+      }
+    };
   const steps: Step[] = [
     {
       name: 'session open',
       phase: 'open',
-      run: ({ target, figures }) =>
+      run: eachTarget(({ target, figures }) =>
         measureOpen(
           target,
           figures.open,
           per(target.slow ? cfg.openSamplesSlow : cfg.openSamples),
           cfg.openBudgetMs / cfg.rounds,
         ),
+      ),
     },
     {
       name: 'sequential echo',
       phase: 'seq',
-      run: ({ target, figures }) =>
-        measureSequential(target, figures.seq, per(cfg.seqCalls), cfg.seqBudgetMs / cfg.rounds),
+      run: (entries) =>
+        measureSequentialInterleaved(
+          entries.map(({ target, figures }) => ({ target, samples: figures.seq })),
+          per(cfg.seqCalls),
+          cfg.seqBudgetMs / cfg.rounds,
+          cfg.seqBlockCalls,
+        ),
     },
     {
       name: 'payloads',
       phase: 'payload',
-      run: ({ target, figures }) =>
+      run: eachTarget(({ target, figures }) =>
         measurePayloads(
           target,
           figures,
@@ -419,11 +446,12 @@ async function main(): Promise<void> {
           cfg.payloadBudgetMs / cfg.rounds,
           target.slow ? 0 : cfg.payloadWarmupCalls,
         ),
+      ),
     },
     ...cfg.levels.map((clients): Step => ({
       name: `${clients} concurrent clients`,
       phase: 'conc',
-      run: async ({ target, figures }) => {
+      run: eachTarget(async ({ target, figures }) => {
         if (target.levels && !target.levels.includes(clients)) return;
         await measureConcurrent(target, figures, clients, cfg.concMs / cfg.rounds, {
           workers: args.workers,
@@ -431,7 +459,7 @@ async function main(): Promise<void> {
           afterMs: cfg.afterMs,
           raw: args.rawLoad,
         });
-      },
+      }),
     })),
   ];
 
@@ -440,14 +468,9 @@ async function main(): Promise<void> {
     const order = measured.map((_, i) => measured[(i + round) % measured.length]!);
     for (const step of steps) {
       const t1 = performance.now();
-      for (const e of order) {
-        if (interrupted || !e.target.phases.has(step.phase)) continue;
-        try {
-          await step.run(e);
-        } catch (error) {
-          e.error ??= `${step.name}: ${describeError(error)}`;
-        }
-      }
+      const taking = order.filter((e) => e.target.phases.has(step.phase));
+      const blame: Blame = (e, error) => (e.error ??= `${step.name}: ${describeError(error)}`);
+      await step.run(taking, blame).catch((error: unknown) => taking.forEach((e) => blame(e, error)));
       log(`round ${round + 1}/${cfg.rounds}: ${step.name} (${Math.round(performance.now() - t1)} ms)`);
     }
   }
@@ -500,14 +523,14 @@ async function main(): Promise<void> {
     cfg.levels,
   );
   const info = references.get('proxy-shared-info');
-  const relay = references.get('tcp-relay');
+  const floors = { relay: references.get('tcp-relay'), http: references.get('http-floor') };
   const plain = rows.find((r) => r.id === 'proxy-shared');
   const top = Math.max(...cfg.levels);
   const logCost =
     info && plain
       ? `log cost (LOG_LEVEL=info, the default, against warn): echo p50 ${round(info.seqP50, 3)} vs ${round(plain.seqP50, 3)} ms; calls/s @${top} ${round(info.callsPerSecond[top], 0)} vs ${round(plain.callsPerSecond[top], 0)}; CPU/call @${top} ${round(info.cpuMsPerCall, 3)} vs ${round(plain.cpuMsPerCall, 3)} ms`
       : undefined;
-  const found = verdicts(rows, extras, cfg.levels, relay);
+  const found = verdicts(rows, extras, cfg.levels, floors);
   const text = markdown(rows, extras, found, cfg.levels, logCost);
   const sweep = finalSweep();
   leftovers.push(...sweep);

@@ -9,6 +9,7 @@ import {
   cliNodeFlags,
   cliPath,
   echoFixture,
+  httpFloor,
   loopbackPreload,
   mcpProxyBin,
   nativeServer,
@@ -82,27 +83,56 @@ export function nativeTarget({ started, url }: { started: Started; url: string }
   };
 }
 
-/**
- * A raw TCP relay in front of a native server (`bench/src/tcp-relay.ts`): the floor of any extra hop,
- * measured for sequential latency only, beside the remote passthrough to the same server.
- */
-export async function tcpRelayTarget({ url }: { url: string }): Promise<Target> {
-  const upstream = new URL(url);
-  const started = start(node, [tcpRelay, upstream.port], { env: baseEnv() });
-  const match = await waitForOutput(started, /tcp relay listening (\d+)/, 20_000);
+/** A yardstick in front of the native server, measured for sequential latency only, beside the passthrough. */
+async function yardstick(
+  id: string,
+  label: string,
+  script: string,
+  upstreamUrl: string,
+  ready: RegExp,
+  note: string,
+): Promise<Target> {
+  const upstream = new URL(upstreamUrl);
+  const started = start(node, [script, upstreamUrl], { env: baseEnv() });
+  const match = await waitForOutput(started, ready, 20_000);
   return {
-    id: 'tcp-relay',
-    label: 'raw TCP relay → native',
+    id,
+    label,
     client: { kind: 'http', url: `http://127.0.0.1:${match[1]}${upstream.pathname}` },
     main: started,
     alsoMeasured: [],
     helpers: [],
     phases: new Set(['seq']),
     slow: false,
-    note: 'bytes piped to the native target’s own server, no HTTP: the floor of an extra hop',
+    note,
     listening: listeningAddresses(started.pid),
   };
 }
+
+/** A raw TCP relay in front of a native server (`bench/src/tcp-relay.ts`): the floor of any extra hop. */
+export const tcpRelayTarget = ({ url }: { url: string }): Promise<Target> =>
+  yardstick(
+    'tcp-relay',
+    'raw TCP relay → native',
+    tcpRelay,
+    url,
+    /tcp relay listening (\d+)/,
+    'bytes piped to the native target’s own server, no HTTP: the floor of any extra hop',
+  );
+
+/**
+ * The least passthrough on Node's HTTP server in front of a native server (`bench/src/http-floor.ts`): the
+ * floor of any proxy built on `node:http`.
+ */
+export const httpFloorTarget = ({ url }: { url: string }): Promise<Target> =>
+  yardstick(
+    'http-floor',
+    'node:http floor → native',
+    httpFloor,
+    url,
+    /http floor listening (\d+)/,
+    'node:http server, raw keep-alive upstream socket, no checks: the floor of a passthrough on node:http',
+  );
 
 export interface ProxyProcess {
   started: Started;

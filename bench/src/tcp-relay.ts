@@ -4,16 +4,16 @@
  * this machine (two more loopback transfers and a third process to wake), against which the remote
  * passthrough's own share is read. Prints `tcp relay listening <port>`; listens on 127.0.0.1 only.
  *
- *   node bench/dist/tcp-relay.js <upstream port>
+ *   node bench/dist/tcp-relay.js <upstream url>
  */
 import { connect, createServer } from 'node:net';
 
-const upstreamPort = Number(process.argv[2]);
-if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) throw new Error('usage: tcp-relay.js <port>');
+const upstream = new URL(process.argv[2] ?? '');
+if (upstream.port === '') throw new Error('usage: tcp-relay.js <upstream url with a port>');
 
 const relay = createServer((down) => {
   down.setNoDelay(true);
-  const up = connect(upstreamPort, '127.0.0.1');
+  const up = connect(Number(upstream.port), upstream.hostname);
   up.setNoDelay(true);
   down.pipe(up);
   up.pipe(down);
