@@ -3,7 +3,9 @@ import type { IncomingMessage } from 'node:http';
 /** Default cap on a request body: large enough for 1 MiB tool arguments with room to spare. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-export type BodyResult = { ok: true; text: string } | { ok: false; status: 413 | 400; message: string };
+/** A body read in full: its bytes, and their UTF-8 decoding. */
+export type BodyResult =
+  { ok: true; text: string; bytes: Buffer } | { ok: false; status: 413 | 400; message: string };
 
 /**
  * Reads a request body up to `limit` bytes. A declared Content-Length over the limit is refused before
@@ -38,7 +40,9 @@ export async function readBody(req: IncomingMessage, limit = DEFAULT_MAX_BODY_BY
       else chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!settled) settle({ ok: true, text: Buffer.concat(chunks, size).toString('utf8') });
+      if (settled) return;
+      const bytes = Buffer.concat(chunks, size);
+      settle({ ok: true, text: bytes.toString('utf8'), bytes });
     });
     req.on('error', () => settle(unreadable));
     req.on('close', () => settle(unreadable)); // after 'end' this settles nothing: the body was read

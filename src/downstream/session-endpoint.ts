@@ -133,7 +133,7 @@ export class SessionEndpoint {
     }
     const messages = readMessages(parsed);
     if (!Array.isArray(messages)) return refuse(res, messages);
-    if (!Array.isArray(parsed)) parsedFrom(messages[0]!, body.text);
+    if (!Array.isArray(parsed)) parsedFrom(messages[0]!, body.text, body.bytes);
     if (sessionId === undefined) return this.initialize(res, messages);
 
     // Looked up again: the session may have ended while its body was read.

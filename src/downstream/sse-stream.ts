@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { holdWrites } from '../hold-writes.js';
+import type { Piece } from '../upstream/message-text.js';
 import { jsonBody, jsonHeaders, SSE_KEEP_ALIVE, sseEvent } from './wire.js';
 
 export interface SseTiming {
@@ -56,7 +57,7 @@ export class SseStream {
     if (--this.owed > 0) return this.send(response);
     if (this.gone) return;
     this.stop();
-    let pieces: string[];
+    let pieces: Piece[];
     if (this.res.headersSent) pieces = sseEvent(response);
     else {
       // Nothing written yet: this response is the whole answer.

@@ -13,7 +13,7 @@ import {
   type JSONRPCRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, isJsonRpcMessage, isObject, isRequestId } from '../upstream/jsonrpc.js';
-import { framed } from '../upstream/message-text.js';
+import { framed, type Piece } from '../upstream/message-text.js';
 
 /** Why a request is answered with an HTTP error rather than passed on. */
 export interface Refusal {
@@ -145,7 +145,7 @@ export function sseHeaders(sessionId: string): OutgoingHttpHeaders {
  * The headers of an answer that is one JSON message (see SseStream): the session id, taken from the
  * session's SSE headers, and the body's length, so that the client reads a plain body rather than chunks.
  */
-export function jsonHeaders(session: OutgoingHttpHeaders, body: readonly string[]): OutgoingHttpHeaders {
+export function jsonHeaders(session: OutgoingHttpHeaders, body: readonly Piece[]): OutgoingHttpHeaders {
   let length = 0;
   for (const piece of body) length += Buffer.byteLength(piece);
   return {
@@ -156,13 +156,13 @@ export function jsonHeaders(session: OutgoingHttpHeaders, body: readonly string[
 }
 
 /** One message as a JSON body, in pieces to be written in turn. */
-export const jsonBody = (message: JSONRPCMessage): string[] => framed('', message, '');
+export const jsonBody = (message: JSONRPCMessage): Piece[] => framed('', message, '');
 
 /**
  * One message as an SSE event, in pieces to be written in turn. JSON has no raw newlines, so the message fits
  * on one `data:` line.
  */
-export const sseEvent = (message: JSONRPCMessage): string[] =>
+export const sseEvent = (message: JSONRPCMessage): Piece[] =>
   framed('event: message\ndata: ', message, '\n\n');
 
 /** An SSE comment: ignored by clients, but traffic for everything in between that times quiet streams out. */

@@ -186,9 +186,10 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
 
   const stdout = new LineSplitter(
     MAX_MESSAGE_BYTES,
-    (line) => {
-      if (line === '') return;
-      const message = parseMessage(line);
+    (bytes) => {
+      if (bytes.length === 0) return;
+      const line = bytes.toString('utf8');
+      const message = parseMessage(line, bytes);
       if (message) child.onmessage?.(message);
       else log.skipped(name, line);
     },
@@ -199,8 +200,10 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
     if (tail.length > STDERR_TAIL_LINES) tail.shift();
     log.stderr(name, line);
   };
-  const stderr = new LineSplitter(MAX_STDERR_LINE_BYTES, record, () =>
-    record(`[a stderr line longer than ${MAX_STDERR_LINE_BYTES} bytes was dropped]`),
+  const stderr = new LineSplitter(
+    MAX_STDERR_LINE_BYTES,
+    (bytes) => record(bytes.toString('utf8')),
+    () => record(`[a stderr line longer than ${MAX_STDERR_LINE_BYTES} bytes was dropped]`),
   );
 
   // The streams are null only when spawning failed with EMFILE or ENFILE.
@@ -268,7 +271,7 @@ function explainSpawnError(error: Error, { command, cwd, env }: StdioChildOption
   return new Error(message, { cause: error });
 }
 
-function parseMessage(line: string): JSONRPCMessage | undefined {
+function parseMessage(line: string, bytes: Buffer): JSONRPCMessage | undefined {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -276,7 +279,7 @@ function parseMessage(line: string): JSONRPCMessage | undefined {
     return undefined;
   }
   if (!isJsonRpcMessage(value)) return undefined;
-  parsedFrom(value, line);
+  parsedFrom(value, line, bytes);
   return value;
 }
 
@@ -284,8 +287,8 @@ const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 
 /**
- * Splits a byte stream into lines on '\n', dropping a '\r' before it. A line that arrives in many chunks
- * is joined once, when its end arrives, so a large message costs one copy rather than one per chunk.
+ * Splits a byte stream into lines of bytes on '\n', dropping a '\r' before it. A line that arrives in many
+ * chunks is joined once, when its end arrives, so a large message costs one copy rather than one per chunk.
  * '\n' never occurs inside a UTF-8 multi-byte sequence, so splitting bytes before decoding is safe.
  */
 class LineSplitter {
@@ -296,7 +299,7 @@ class LineSplitter {
 
   constructor(
     private readonly maxBytes: number,
-    private readonly onLine: (line: string) => void,
+    private readonly onLine: (line: Buffer) => void,
     private readonly onOverlong: () => void,
   ) {}
 
@@ -337,6 +340,6 @@ class LineSplitter {
     this.parts = [];
     this.bytes = 0;
     if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, -1);
-    this.onLine(line.toString('utf8'));
+    this.onLine(line);
   }
 }

@@ -3,10 +3,17 @@ import * as assert from 'uvu/assert';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { framed, parsedFrom, spliceId, withId, withOwnId } from '../../src/upstream/message-text.js';
 
-/** The message's text as one string, and the id splice on a text kept whole. */
+/** The message's text as one string (its pieces, strings and bytes, joined), and the id splice on a text kept whole. */
 const textOf = (message: JSONRPCMessage) => framed('', message, '').join('');
 const splice = (text: string, from: string | number, to: string | number) =>
-  spliceId([text], from, to)?.join('');
+  spliceId([Buffer.from(text)], from, to)?.join('');
+/** As the proxy parses a body or a child's line: from bytes, decoded. */
+const parse = (text: string) => {
+  const bytes = Buffer.from(text);
+  const message = JSON.parse(text) as JSONRPCMessage & { id: number };
+  parsedFrom(message, text, bytes);
+  return message;
+};
 
 test('the id is spliced where the SDKs write it: last', () => {
   assert.is(
@@ -56,8 +63,7 @@ test('whatever is spliced parses to the message under its new id', () => {
 test('a large message keeps its text through an id change; a small one is serialized', () => {
   const big = { result: { text: 'x'.repeat(70_000) }, jsonrpc: '2.0', id: 4 } as JSONRPCMessage;
   const bigText = JSON.stringify(big);
-  const parsed = JSON.parse(bigText) as JSONRPCMessage & { id: number };
-  parsedFrom(parsed, bigText);
+  const parsed = parse(bigText);
   const renamed = withId(parsed, 'client-9');
   assert.is(renamed.id, 'client-9');
   assert.is(parsed.id, 4, 'the original is not changed');
@@ -66,21 +72,15 @@ test('a large message keeps its text through an id change; a small one is serial
 
   // Kept, the small one's text would come back with its space; serialized, it comes back without.
   const smallText = '{"result": {},"jsonrpc":"2.0","id":1}';
-  const small = JSON.parse(smallText) as JSONRPCMessage & { id: number };
-  parsedFrom(small, smallText);
+  const small = parse(smallText);
   assert.is(textOf(withId(small, 2)), '{"result":{},"jsonrpc":"2.0","id":2}');
 });
 
 test("a client's request keeps its text under the proxy's id only when the text names id once", () => {
   const pad = 'x'.repeat(70_000);
-  const request = (text: string) => {
-    const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
-    parsedFrom(parsed, text);
-    return parsed;
-  };
   // As the SDK's client writes a request: id last.
   const once = `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"${pad}"}},"jsonrpc":"2.0","id":3}`;
-  const kept = withOwnId(request(once), 41);
+  const kept = withOwnId(parse(once), 41);
   // Kept: the client's text, the spliced id, the framing. Serialized again, it would be one text and the framing.
   assert.is(framed('', kept, '\n').length, 3, 'kept: written in pieces');
   assert.is(textOf(kept), once.replace('"id":3}', '"id":41}'));
@@ -112,7 +112,7 @@ test("a client's request keeps its text under the proxy's id only when the text 
     `{"method":"prompts/get","params":{"name":"p","arguments":{"a":"${pad}"}},"jsonrpc":"2.0","id":3}`,
   ];
   for (const text of doubtful) {
-    const parsed = request(text);
+    const parsed = parse(text);
     const copy = withOwnId(parsed, 41);
     assert.is(copy.id, 41);
     // Serialized again: one text (joined with the framing when small), never the client's text and an id.
@@ -125,29 +125,52 @@ test('text with a line break is never relayed as it is', () => {
   for (const breakChar of ['\n', '\r']) {
     const message = { result: { text: 'x'.repeat(70_000) }, jsonrpc: '2.0', id: 4 } as JSONRPCMessage;
     const text = JSON.stringify(message).replace('{"result"', `{${breakChar}"result"`);
-    const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
-    parsedFrom(parsed, text);
+    const parsed = parse(text);
     assert.is(textOf(parsed), JSON.stringify(message));
     assert.is(textOf(withId(parsed, 5)), JSON.stringify({ ...message, id: 5 }));
   }
 });
 
-test('a large text is written in pieces: the kept text, the spliced id, the framing; never one copy of it all', () => {
+test('a large message is written in pieces: its bytes as read, the spliced id, the framing; never a copy', () => {
   const text = JSON.stringify({ result: { text: 'y'.repeat(70_000) }, jsonrpc: '2.0', id: 4 });
+  const bytes = Buffer.from(text);
   const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
-  parsedFrom(parsed, text);
+  parsedFrom(parsed, text, bytes);
   const once = withId(parsed, 'a');
   const twice = withId(once, 7); // spliced again: only the id's own piece changes
   const pieces = framed('data: ', twice, '\n\n');
   assert.is(pieces.length, 4);
   assert.is(pieces[0], 'data: ');
-  assert.is(pieces[2], '"id":7}');
+  const kept = pieces[1] as Buffer;
+  assert.ok(
+    kept.buffer === bytes.buffer && kept.byteOffset === bytes.byteOffset,
+    'the bytes read, not a copy',
+  );
+  assert.is(kept.length, bytes.length - '"id":4}'.length);
+  assert.is(String(pieces[2]), '"id":7}');
   assert.is(pieces[3], '\n\n');
   assert.equal(JSON.parse(pieces.slice(1, 3).join('')), { ...parsed, id: 7 });
   // A small message is one string, framing included.
   assert.equal(framed('data: ', { jsonrpc: '2.0', id: 1, result: {} }, '\n\n'), [
     'data: {"jsonrpc":"2.0","id":1,"result":{}}\n\n',
   ]);
+});
+
+test("a client's request with a byte that is not UTF-8 is serialized again, not relayed as it came", () => {
+  // Decoded, 0xFF is one U+FFFD: as many characters as bytes, like ASCII; a child may read the byte otherwise.
+  const head = `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"${'x'.repeat(70_000)}`;
+  const bytes = Buffer.concat([
+    Buffer.from(head),
+    Buffer.from([0xff]),
+    Buffer.from('"}},"jsonrpc":"2.0","id":3}'),
+  ]);
+  const text = bytes.toString('utf8');
+  assert.is(text.length, bytes.length);
+  const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
+  parsedFrom(parsed, text, bytes);
+  const copy = withOwnId(parsed, 41);
+  assert.is(textOf(copy), JSON.stringify({ ...parsed, id: 41 }));
+  assert.ok(!framed('', copy, '').some(Buffer.isBuffer), 'none of the bytes as they came');
 });
 
 test.run();

@@ -303,7 +303,7 @@ test("a client's own text reaches the shared upstream only when it names id once
   const pad = 'x'.repeat(70_000);
   const send = (text: string) => {
     const message = JSON.parse(text) as JSONRPCMessage;
-    parsedFrom(message, text);
+    parsedFrom(message, text, Buffer.from(text));
     a.channel.send(message);
     const sent = upstream.at(-1) as JSONRPCMessage & { id: number };
     return { sent, written: framed('', sent, '').join('') };
@@ -363,7 +363,7 @@ test("a client's notification reaches the shared upstream serialized from what t
   // "method" twice: the proxy acts on the last; a parser that keeps the first would cancel request 1.
   const text = `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"${'x'.repeat(70_000)}"},"method":"notifications/roots/list_changed"}`;
   const message = JSON.parse(text) as JSONRPCMessage;
-  parsedFrom(message, text);
+  parsedFrom(message, text, Buffer.from(text));
   a.channel.send(message);
   const written = framed('', upstream[0] as JSONRPCMessage, '').join('');
   assert.is(written, JSON.stringify(upstream[0]));
