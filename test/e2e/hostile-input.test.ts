@@ -211,7 +211,9 @@ test('memory stays bounded under a flood of bad requests, and the proxy keeps se
     await Promise.all(Array.from({ length: 20 }, (_, i) => bad[i % bad.length]!().then((r) => r.text())));
   }
   const after = await rss();
-  assert.ok(after - before < 64 * 1024 * 1024, `RSS grew by ${Math.round((after - before) / 1048576)} MiB`);
+  // 100 MB of bodies went in. Seen: 6–19 MiB of growth on Node 20 and 24; 24–62 when kept bodies waited for
+  // a full collection (message-text.ts).
+  assert.ok(after - before < 40 * 1024 * 1024, `RSS grew by ${Math.round((after - before) / 1048576)} MiB`);
   const { client } = await connect(ctx.proxy.url, 'echo');
   const result = (await client.callTool({ name: 'echo', arguments: { text: 'alive' } })) as {
     content: { text: string }[];
