@@ -244,6 +244,23 @@ test('large messages keep their own ids: two sessions, the same request id, a di
   }
 });
 
+test("large answers on an SSE stream arrive whole, each under its own id, as the child's bytes", async (ctx) => {
+  const target = await open(ctx.endpoint);
+  // A batch is answered as a stream: each large answer goes as an event of the child's bytes, id spliced.
+  const texts = ['é'.repeat(200 * 1024), `${'x'.repeat(300 * 1024)}ü`];
+  const r = await postToSession(
+    target,
+    JSON.stringify(texts.map((text, i) => call(`big-${i}`, 'echo', { text }))),
+  );
+  assert.is(r.headers.get('content-type'), 'text/event-stream');
+  const answers = await messagesOf(r);
+  assert.equal(answers.map((m) => m.id).sort(), ['big-0', 'big-1']);
+  for (const answer of answers) {
+    const { content } = answer.result as { content: { text: string }[] };
+    assert.ok(content[0]!.text === texts[Number(String(answer.id).slice(4))], `${String(answer.id)} whole`);
+  }
+});
+
 test('a large request with a line break in it still reaches the child as one line', async (ctx) => {
   const target = await open(ctx.endpoint);
   const text = 'p'.repeat(100_000);
