@@ -34,8 +34,8 @@ interface Kept {
  * Where a message's kept bytes hang: a property no one else sees (a symbol, not enumerable, so neither a
  * spread nor JSON.stringify copies it), which dies with its message. Not a WeakMap: in the running proxy
  * its values outlived their keys until a full collection, and the bytes, outside V8's heap, hasten none.
- * Under the hostile-input test's flood of 200 KB bodies the proxy's RSS grew 24–62 MiB on Node 24 with a
- * WeakMap holding the bytes (28–45 when it held the text), 6–11 MiB with this property.
+ * Under the hostile-input test's flood of 200 KB bodies the proxy's RSS grew 24–88 MiB on Node 24 with a
+ * WeakMap holding the bytes (28–45 when it held the text), 6–19 MiB with this property.
  */
 const KEPT = Symbol('kept');
 const keptOf = (message: JSONRPCMessage): Kept | undefined => (message as { [KEPT]?: Kept })[KEPT];
