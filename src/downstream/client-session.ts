@@ -76,7 +76,8 @@ export class ClientSession implements ChannelListener {
     }
     if (requestIds.length === 0) {
       for (const message of messages) this.channel.send(message);
-      res.writeHead(202).end();
+      // With its length, the empty answer is headers alone; without, Node sends it chunked, terminator and all.
+      res.writeHead(202, { 'content-length': 0 }).end();
       return undefined;
     }
     const stream = this.track(

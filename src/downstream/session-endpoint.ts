@@ -98,7 +98,7 @@ export class SessionEndpoint {
         if (refused) return refuse(res, refused);
         if (req.method === 'GET') return refuse(res, session.listen(res));
         this.closeSession(sessionId);
-        res.writeHead(200).end();
+        res.writeHead(200, { 'content-length': 0 }).end(); // as a 202: headers alone, not an empty chunked body
         return;
       }
       default:

@@ -144,6 +144,8 @@ test('notifications alone are accepted with 202 and no body', async (ctx) => {
     JSON.stringify({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' }),
   );
   assert.is(r.status, 202);
+  assert.is(r.headers.get('content-length'), '0');
+  assert.is(r.headers.get('transfer-encoding'), null);
   assert.is(await r.text(), '');
 });
 
@@ -203,6 +205,8 @@ test('one GET stream per session; it carries nothing unasked and ends with DELET
   const body = first.text();
   const deleted = await fetch(ctx.endpoint, { method: 'DELETE', headers });
   assert.is(deleted.status, 200);
+  assert.is(deleted.headers.get('content-length'), '0', 'an empty answer, not an empty chunked one');
+  assert.is(await deleted.text(), '');
   assert.is(await body, '', 'the GET stream ended when the session did');
   const after = await postToSession(target, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }));
   assert.is(after.status, 404);
