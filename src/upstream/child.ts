@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { isJsonRpcMessage } from './jsonrpc.js';
-import { framed, parsedFrom } from './message-text.js';
+import { CARRIAGE_RETURN, framed, NEWLINE, parsedFrom } from './message-text.js';
 import { whyNotRunnable } from './preflight.js';
 
 export interface StdioChildOptions {
@@ -282,9 +282,6 @@ function parseMessage(line: string, bytes: Buffer): JSONRPCMessage | undefined {
   parsedFrom(value, line, bytes);
   return value;
 }
-
-const NEWLINE = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
 
 /**
  * Splits a byte stream into lines of bytes on '\n', dropping a '\r' before it. A line that arrives in many

@@ -43,8 +43,9 @@ const keep = (message: JSONRPCMessage, value: Kept): void => {
   Object.defineProperty(message, KEPT, { value });
 };
 
-const NEWLINE = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
+/** The bytes that end a line: of a child's stdout, of an SSE field. */
+export const NEWLINE = 0x0a;
+export const CARRIAGE_RETURN = 0x0d;
 
 /**
  * `message` was parsed from `text`, the UTF-8 decoding of `bytes`, exactly. Text with a line break in it
