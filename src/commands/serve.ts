@@ -16,6 +16,7 @@ import { Reloader } from '../fleet/reloader.js';
 import { watchManifest, type ManifestWatcher } from '../fleet/watch.js';
 import { InFlight } from '../gateway/in-flight.js';
 import { Metrics } from '../gateway/metrics.js';
+import { setMarkingTriggers } from '../marking-triggers.js';
 
 export interface ServeOptions {
   /** `-c FILE`, when given: it always wins over single-server mode. */
@@ -39,6 +40,7 @@ type Source = { manifest: Manifest; file?: string; text?: string };
 /** `mcp-proxy serve`: loads the manifest (or the single-server variables), starts the fleet, serves. */
 export async function serveCommand(options: ServeOptions): Promise<number> {
   const { env } = options;
+  setMarkingTriggers();
   const log = createLogger(parseLevel(env.LOG_LEVEL));
   const err = (line: string) => process.stderr.write(`${line}\n`);
 

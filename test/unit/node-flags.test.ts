@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -22,6 +23,21 @@ test('npm start runs the CLI with the same flags', () => {
     scripts: Record<string, string>;
   };
   assert.match(scripts.start!, `node ${cliNodeFlags().join(' ')} dist/src/cli.js serve`);
+});
+
+test('the V8 of this node knows the marking triggers the server sets (decision 0031)', () => {
+  // An unknown flag set at run time only prints an error: the suite, run on Node 20 and 24, is where it shows.
+  const run = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `(await import(${JSON.stringify(fromRoot('dist', 'src', 'marking-triggers.js'))})).setMarkingTriggers()`,
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  assert.is(run.status, 0, run.stderr);
+  assert.is(run.stderr, '');
 });
 
 test.run();
