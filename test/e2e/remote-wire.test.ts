@@ -110,6 +110,27 @@ test('sequential exchanges share one connection; Connection: close, a short Keep
   }
 });
 
+test('an upstream that names no Keep-Alive timeout: a connection idle for 4 s is not reused (decision 0032)', async (context) => {
+  // As uvicorn does, closing idle connections after 5 s without saying so: a request that arrives as it
+  // closes one goes unanswered. Here that happens to any request on a connection idle for 4.2 s or more.
+  const answeredAt = new Map<number, number>();
+  let seenSoFar: Seen | undefined;
+  const { call, seen } = await passthrough(context, (_, index) => {
+    const { connection } = seenSoFar!.requests[index]!;
+    const idleSince = answeredAt.get(connection);
+    if (idleSince !== undefined && Date.now() - idleSince >= 4200) return { bytes: '', close: true };
+    answeredAt.set(connection, Date.now());
+    return ok();
+  });
+  seenSoFar = seen;
+  assert.is((await call()).body, 'ok');
+  await new Promise((resolve) => setTimeout(resolve, 4300));
+  const late = await call();
+  assert.is(late.status, 200, late.body);
+  assert.is(late.body, 'ok');
+  assert.is(seen.connections, 2);
+});
+
 test('a body delimited by the end of the connection is relayed whole, and the client response ends cleanly', async (context) => {
   const { call, seen } = await passthrough(context, () => ({
     bytes: 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nhello, until close',

@@ -103,6 +103,20 @@ test("past the upstream's keep-alive timeout, less a second, an idle connection 
   pool.destroy();
 });
 
+test('an upstream that names no keep-alive timeout has an idle connection reused for 4 s, as fetch does', async (context) => {
+  const pool = context.pool();
+  const connection = await acquire(pool, recorder());
+  const before = Date.now();
+  pool.release(connection, undefined);
+  const after = Date.now();
+  assert.ok(
+    connection.reusableUntil >= before + 4000 && connection.reusableUntil <= after + 4000,
+    `reusable for ${connection.reusableUntil - before} ms`,
+  );
+  assert.is(await acquire(pool, recorder()), connection);
+  pool.destroy();
+});
+
 // The pool's own listeners run first: the extra ones below run as an exchange would that asks for a
 // connection right then, before the socket's close event.
 for (const [what, provoke, event] of [

@@ -18,6 +18,13 @@ export type Connect = (callback: (error: Error | null, socket?: Socket) => void)
 const MAX_IDLE = 256;
 /** TCP keep-alive probes start after this long idle, as Node's agent's `keepAliveMsecs` default. */
 const TCP_KEEP_ALIVE_DELAY_MS = 1000;
+/**
+ * How long an idle connection is reused when the upstream names no Keep-Alive timeout, as undici (fetch,
+ * the SDK's own client) does. Servers close idle connections without saying when: uvicorn, which serves the
+ * Python SDK's Streamable HTTP, after 5 s. A request sent as the server closes fails with no answer, and
+ * cannot be sent again (a tools/call may have run). Decision 0032.
+ */
+const UNNAMED_TIMEOUT_REUSE_MS = 4000;
 
 /**
  * One connection to the upstream. Its listeners are set once, when it opens, and pass what happens to the
@@ -25,7 +32,7 @@ const TCP_KEEP_ALIVE_DELAY_MS = 1000;
  */
 export class Connection {
   user: ConnectionUser | undefined;
-  /** Until when it may be used again once idle: the upstream's Keep-Alive timeout, less a second. */
+  /** Until when it may be used again once idle: the upstream's Keep-Alive timeout less a second, or 4 s. */
   reusableUntil = Infinity;
   private failure: Error | undefined;
 
@@ -95,7 +102,8 @@ export class ConnectionPool {
    */
   release(connection: Connection, keepAliveSeconds: number | undefined): void {
     connection.user = undefined;
-    const reusableFor = keepAliveSeconds === undefined ? Infinity : (keepAliveSeconds - 1) * 1000;
+    const reusableFor =
+      keepAliveSeconds === undefined ? UNNAMED_TIMEOUT_REUSE_MS : (keepAliveSeconds - 1) * 1000;
     if (this.destroyed || reusableFor <= 0 || this.idle.length >= MAX_IDLE) {
       connection.socket.destroy();
       return;
