@@ -100,5 +100,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 4 * 1024 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
+  // Above the 60 s that AWS's ALB and ingress-nginx keep idle connections to a backend: the side that keeps a
+  // connection longer must never be the one to close it, or a request sent as it closes fails (0033).
+  keepAliveTimeoutMs: 72_000,
 };

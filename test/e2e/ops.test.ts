@@ -135,6 +135,14 @@ const initializeAt = (proxy: RunningProxy, target: string) =>
     );
   });
 
+test('by default an idle client connection is kept 72 s, longer than load balancers keep theirs (decision 0033)', async ({
+  proxy,
+}) => {
+  // Node names the timeout in every kept-alive answer, so that clients (undici) stop reusing before it.
+  const { headers } = await initializeAt(proxy, '/servers/echo/mcp');
+  assert.is(headers['keep-alive'], 'timeout=72');
+});
+
 test("an MCP endpoint is found however its path is spelt, as Koa's router found it", async ({ proxy }) => {
   // Served ahead of Koa (decision 0024): the spellings its router matched, and those it did not.
   const origin = proxy.url.replace('localhost', '127.0.0.1');
