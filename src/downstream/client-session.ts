@@ -3,7 +3,7 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import type { ChannelListener, SessionChannel } from '../upstream/channel.js';
 import { ErrorCode, isRequest, isResponse } from '../upstream/jsonrpc.js';
 import { SseStream, type SseTiming } from './sse-stream.js';
-import { refusal, sseHeaders, type Refusal } from './wire.js';
+import { EMPTY_ANSWER_HEADERS, refusal, sseHeaders, type Refusal } from './wire.js';
 
 /** The SDK's keep-alive interval. */
 const KEEP_ALIVE_MS = 15_000;
@@ -76,8 +76,7 @@ export class ClientSession implements ChannelListener {
     }
     if (requestIds.length === 0) {
       for (const message of messages) this.channel.send(message);
-      // With its length, the empty answer is headers alone; without, Node sends it chunked, terminator and all.
-      res.writeHead(202, { 'content-length': 0 }).end();
+      res.writeHead(202, EMPTY_ANSWER_HEADERS).end();
       return undefined;
     }
     const stream = this.track(

@@ -8,6 +8,7 @@ import { parsedFrom } from '../upstream/message-text.js';
 import { DEFAULT_MAX_BODY_BYTES, readBody } from './body.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import {
+  EMPTY_ANSWER_HEADERS,
   isInitializeRequest,
   readMessages,
   refusal,
@@ -98,7 +99,7 @@ export class SessionEndpoint {
         if (refused) return refuse(res, refused);
         if (req.method === 'GET') return refuse(res, session.listen(res));
         this.closeSession(sessionId);
-        res.writeHead(200, { 'content-length': 0 }).end(); // as a 202: headers alone, not an empty chunked body
+        res.writeHead(200, EMPTY_ANSWER_HEADERS).end();
         return;
       }
       default:

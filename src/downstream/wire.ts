@@ -165,5 +165,11 @@ export const jsonBody = (message: JSONRPCMessage): Piece[] => framed('', message
 export const sseEvent = (message: JSONRPCMessage): Piece[] =>
   framed('event: message\ndata: ', message, '\n\n');
 
+/**
+ * The headers of an answer with no body (202 to notifications, 200 to DELETE). With its length it goes as
+ * headers alone; without, Node sends an empty chunked body, terminator and all.
+ */
+export const EMPTY_ANSWER_HEADERS: OutgoingHttpHeaders = Object.freeze({ 'content-length': 0 });
+
 /** An SSE comment: ignored by clients, but traffic for everything in between that times quiet streams out. */
 export const SSE_KEEP_ALIVE = ': keepalive\n\n';
