@@ -19,8 +19,11 @@ interface Seen {
   connections: number;
 }
 
-/** How the scripted upstream answers each request: these bytes; `close`: and then it closes the connection. */
-type Script = (request: string, index: number) => string | { bytes: string; close: true };
+/**
+ * How the scripted upstream answers each request (the `index`th, on connection `connection`): these bytes;
+ * `close`: and then it closes the connection.
+ */
+type Script = (request: string, index: number, connection: number) => string | { bytes: string; close: true };
 
 /** Answers each request (read up to its blank line and Content-Length body) as `script` says. */
 async function scriptedUpstream(script: Script): Promise<{ server: TcpServer; port: number; seen: Seen }> {
@@ -40,7 +43,7 @@ async function scriptedUpstream(script: Script): Promise<{ server: TcpServer; po
         const text = buffered.slice(0, end);
         buffered = buffered.slice(end);
         seen.requests.push({ text, connection });
-        const answer = script(text, seen.requests.length - 1);
+        const answer = script(text, seen.requests.length - 1, connection);
         if (typeof answer === 'string') socket.write(answer, 'latin1');
         else socket.end(answer.bytes, 'latin1');
       }
@@ -114,15 +117,12 @@ test('an upstream that names no Keep-Alive timeout: a connection idle for 4 s is
   // As uvicorn does, closing idle connections after 5 s without saying so: a request that arrives as it
   // closes one goes unanswered. Here that happens to any request on a connection idle for 4.2 s or more.
   const answeredAt = new Map<number, number>();
-  let seenSoFar: Seen | undefined;
-  const { call, seen } = await passthrough(context, (_, index) => {
-    const { connection } = seenSoFar!.requests[index]!;
+  const { call, seen } = await passthrough(context, (_, __, connection) => {
     const idleSince = answeredAt.get(connection);
     if (idleSince !== undefined && Date.now() - idleSince >= 4200) return { bytes: '', close: true };
     answeredAt.set(connection, Date.now());
     return ok();
   });
-  seenSoFar = seen;
   assert.is((await call()).body, 'ok');
   await new Promise((resolve) => setTimeout(resolve, 4300));
   const late = await call();
