@@ -7,9 +7,10 @@ import { framed, parsedFrom, spliceId, withId, withOwnId } from '../../src/upstr
 const textOf = (message: JSONRPCMessage) => framed('', message, '').join('');
 const splice = (text: string, from: string | number, to: string | number) =>
   spliceId([Buffer.from(text)], from, to)?.join('');
-/** As the proxy parses a body or a child's line: from bytes, decoded. */
-const parse = (text: string) => {
-  const bytes = Buffer.from(text);
+/** As the proxy parses a body or a child's line: from bytes (a text's UTF-8, when given a text), decoded. */
+const parse = (input: string | Buffer) => {
+  const bytes = typeof input === 'string' ? Buffer.from(input) : input;
+  const text = bytes.toString('utf8');
   const message = JSON.parse(text) as JSONRPCMessage & { id: number };
   parsedFrom(message, text, bytes);
   return message;
@@ -134,8 +135,7 @@ test('text with a line break is never relayed as it is', () => {
 test('a large message is written in pieces: its bytes as read, the spliced id, the framing; never a copy', () => {
   const text = JSON.stringify({ result: { text: 'y'.repeat(70_000) }, jsonrpc: '2.0', id: 4 });
   const bytes = Buffer.from(text);
-  const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
-  parsedFrom(parsed, text, bytes);
+  const parsed = parse(bytes);
   const once = withId(parsed, 'a');
   const twice = withId(once, 7); // spliced again: only the id's own piece changes
   const pieces = framed('data: ', twice, '\n\n');
@@ -164,10 +164,8 @@ test("a client's request with a byte that is not UTF-8 is serialized again, not 
     Buffer.from([0xff]),
     Buffer.from('"}},"jsonrpc":"2.0","id":3}'),
   ]);
-  const text = bytes.toString('utf8');
-  assert.is(text.length, bytes.length);
-  const parsed = JSON.parse(text) as JSONRPCMessage & { id: number };
-  parsedFrom(parsed, text, bytes);
+  assert.is(bytes.toString('utf8').length, bytes.length);
+  const parsed = parse(bytes);
   const copy = withOwnId(parsed, 41);
   assert.is(textOf(copy), JSON.stringify({ ...parsed, id: 41 }));
   assert.ok(!framed('', copy, '').some(Buffer.isBuffer), 'none of the bytes as they came');
