@@ -63,13 +63,21 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
+/**
+ * The server's end of `connection`, once the server has accepted it: found by port, since a connection an
+ * earlier test opened may be accepted late, after this one's.
+ */
+async function serverEndOf(context: Context, connection: Connection): Promise<Socket> {
+  const find = () => context.accepted.find((socket) => socket.remotePort === connection.socket.localPort);
+  await until(() => connection.socket.localPort !== undefined && find() !== undefined, 'the connection');
+  return find()!;
+}
+
 test('a released connection is the next one taken, and what it reads goes to its user of the moment', async (context) => {
   const pool = context.pool();
-  const before = context.accepted.length;
   const first = recorder();
   const connection = await acquire(pool, first);
-  await until(() => context.accepted.length > before, 'the connection');
-  const server = context.accepted.at(-1)!;
+  const server = await serverEndOf(context, connection);
   pool.release(connection, undefined);
   const second = recorder();
   assert.is(await acquire(pool, second), connection);
@@ -125,30 +133,26 @@ for (const [what, provoke, event] of [
 ] as const) {
   test(`an idle connection the upstream ${what} is dropped at once, never handed out`, async (context) => {
     const pool = context.pool();
-    const before = context.accepted.length;
     const idle = await acquire(pool, recorder());
-    await until(() => context.accepted.length > before, 'the connection');
+    const server = await serverEndOf(context, idle);
     pool.release(idle, undefined);
-    const next = new Promise<Connection>((resolve) =>
-      idle.socket.once(event, () => pool.acquire(recorder(), (_, connection) => resolve(connection!))),
-    );
-    provoke(context.accepted.at(-1)!);
-    const handedOut = await next;
+    let handedOut: Connection | undefined;
+    idle.socket.once(event, () => pool.acquire(recorder(), (_, connection) => (handedOut = connection)));
+    provoke(server);
+    await until(() => handedOut !== undefined, 'a connection handed out');
     assert.is.not(handedOut, idle);
     assert.ok(idle.socket.destroyed);
-    assert.ok(handedOut.socket.writable && !handedOut.socket.destroyed);
+    assert.ok(handedOut!.socket.writable && !handedOut!.socket.destroyed);
     pool.destroy();
-    handedOut.socket.destroy();
+    handedOut!.socket.destroy();
   });
 }
 
 test("a connection in use tells its user of the upstream's end and of the close", async (context) => {
   const pool = context.pool();
-  const before = context.accepted.length;
   const user = recorder();
-  await acquire(pool, user);
-  await until(() => context.accepted.length > before, 'the connection');
-  context.accepted.at(-1)!.end('bye');
+  const connection = await acquire(pool, user);
+  (await serverEndOf(context, connection)).end('bye');
   await until(() => user.events.includes('closed'), 'the close');
   assert.equal(user.events, ['data bye', 'eof', 'closed']);
   pool.destroy();
