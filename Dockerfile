@@ -81,7 +81,7 @@ ENV HOST=0.0.0.0 \
 USER 1000:1000
 EXPOSE 8000
 # /healthz answers once the proxy listens, which is after every eager server answered initialize or
-# gave up (at most 120 s each, longer on a first npx or uvx download): hence the start period.
+# gave up (at most 120 s each, a first npx or uvx download included): hence the start period.
 # No curl in a slim image; Node's fetch does the same.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5m --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
