@@ -37,11 +37,16 @@ Options:
       --port PORT        port to bind (default: $PORT, else the manifest's listen.port, else 8000)
       --no-watch         do not reload when the manifest file changes (SIGHUP still reloads)
 
+Environment:
+  LOG_LEVEL              debug, info (default), warn or error: which JSON log lines go to stderr
+
 Edits to the manifest apply live: added servers start, removed ones drain, changed ones restart
-beside the old version, untouched ones are not disturbed; a file that does not load changes nothing.`,
+beside the old version, untouched ones are not disturbed; a file that does not load changes nothing.
+A changed listen (host, port) applies only at the next start.`,
   validate: `Usage: mcp-proxy validate [FILE...] [--format text|json|github]
 
-Checks manifests (default ./${DEFAULT_MANIFEST}) exactly as serve would load them, starting nothing.
+Checks manifests (default: $MCP_PROXY_CONFIG, else ./${DEFAULT_MANIFEST}) exactly as serve would load
+them, starting nothing.
 Exit status: 0 valid, 1 invalid, 2 unreadable file or bad usage.
 
 Options:
@@ -129,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
       if (!['text', 'json', 'github'].includes(format)) {
         return usageError(`--format must be text, json or github, not "${format}"`, 'validate');
       }
-      const files = parsed.positionals.length ? parsed.positionals : [DEFAULT_MANIFEST];
+      const files = parsed.positionals.length ? parsed.positionals : [defaultManifest()];
       return validateCommand(files, format as OutputFormat, process.env, out);
     }
     case 'import': {
@@ -150,9 +155,14 @@ async function main(argv: string[]): Promise<number> {
         port: values.port as string | undefined,
         watch: values['no-watch'] !== true,
         env: process.env,
-        defaultManifest: DEFAULT_MANIFEST,
+        defaultManifest: defaultManifest(),
       });
   }
+}
+
+/** The manifest when none is named: the same one for `serve` and `validate`, so a check is of what serve loads. */
+function defaultManifest(): string {
+  return process.env.MCP_PROXY_CONFIG ?? DEFAULT_MANIFEST;
 }
 
 function isCommand(word: string): word is Command {

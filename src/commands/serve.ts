@@ -26,6 +26,7 @@ export interface ServeOptions {
   /** Reload when the manifest file changes (default true; `--no-watch` turns it off; SIGHUP still reloads). */
   watch: boolean;
   env: Environment;
+  /** The manifest when `-c` is not given: $MCP_PROXY_CONFIG, else ./mcp-proxy.yaml. */
   defaultManifest: string;
 }
 
@@ -173,7 +174,7 @@ function fromEnvironment(env: Environment, err: (line: string) => void): Source 
 }
 
 async function fromFile(options: ServeOptions, err: (line: string) => void): Promise<Source | number> {
-  const file = options.config ?? options.env.MCP_PROXY_CONFIG ?? options.defaultManifest;
+  const file = options.config ?? options.defaultManifest;
   const read = await readManifestBytes(file);
   if ('unreadable' in read) {
     err(`mcp-proxy: ${read.unreadable}`);

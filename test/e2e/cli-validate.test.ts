@@ -91,6 +91,20 @@ test('with no file it validates ./mcp-proxy.yaml', async () => {
   assert.match(r.stdout, 'mcp-proxy.yaml: valid, 1 server');
 });
 
+test('with no file it validates $MCP_PROXY_CONFIG, as serve would load it', async () => {
+  // In the image MCP_PROXY_CONFIG names the mounted manifest: `validate` there checks what serve loads.
+  const sub = mkdtempSync(join(dir, 'cwd-'));
+  writeFileSync(join(sub, 'mcp-proxy.yaml'), 'servers:\n  x: { url: "https://example.com/mcp" }\n');
+  const r = await runCli(['validate'], { cwd: sub, env: { MCP_PROXY_CONFIG: bad } });
+  assert.is(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, `${bad}: invalid, 1 error`);
+  assert.not.match(r.stdout, 'mcp-proxy.yaml: valid');
+  // And serve loads that same file: it refuses to start on it, naming it.
+  const serve = await runCli(['serve', '--port', '0'], { cwd: sub, env: { MCP_PROXY_CONFIG: bad } });
+  assert.is(serve.code, 1, serve.stdout + serve.stderr);
+  assert.match(serve.stderr, `${bad}:4:5 servers.a.agrs`);
+});
+
 test('interpolation reads the environment of the validate process', async () => {
   const file = write(
     'env.yaml',
