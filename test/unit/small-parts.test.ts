@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseDuration } from '../../src/manifest/duration.js';
+import { LONGEST_DURATION_MS, parseDuration } from '../../src/manifest/duration.js';
 import { suggest } from '../../src/manifest/suggest.js';
 import { formatGithubAnnotation, formatPath } from '../../src/manifest/diagnostics.js';
 import { isLoopback } from '../../src/host-address.js';
@@ -13,6 +13,13 @@ test('durations in ms, s, m, h and bare milliseconds', () => {
   assert.is(parseDuration('1500'), 1500);
   assert.is(parseDuration(42), 42);
   assert.throws(() => parseDuration('5 minutes'));
+});
+
+test('a duration longer than a Node timer can wait counts as the longest it can', () => {
+  // Node fires a timer set past 2^31 - 1 ms after 1 ms: `timeout: 600h` would time every request out.
+  assert.is(parseDuration('600h'), LONGEST_DURATION_MS);
+  assert.is(parseDuration(2 ** 40), LONGEST_DURATION_MS);
+  assert.is(parseDuration(String(LONGEST_DURATION_MS)), 2 ** 31 - 1);
 });
 
 test('suggest finds typos and case slips, and nothing for unrelated words', () => {

@@ -19,9 +19,6 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
-/** Node fires a timer set for longer than this after 1 ms instead. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * How long response headers wait for the first chunk of the body before they go out alone. With the body,
  * they cost no write of their own and wake the client once. Alone, they tell an SSE client that its stream
@@ -102,7 +99,7 @@ export class Exchange implements ConnectionUser {
     this.framing = framingOf(req, body);
     // Only the wait for the response head is bounded: a stream that has started may run as long as it likes.
     if (context.timeoutMs > 0) {
-      this.timer = setTimeout(() => this.abort('timeout'), Math.min(context.timeoutMs, MAX_TIMER_MS));
+      this.timer = setTimeout(() => this.abort('timeout'), context.timeoutMs);
     }
     res.on('close', () => {
       // Closed unfinished: the client left, unless the upstream's response broke first and took the
