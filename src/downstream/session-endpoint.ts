@@ -15,6 +15,8 @@ import {
   refuseGetHeaders,
   refusePostHeaders,
   refuseProtocolVersion,
+  SESSION_LIMIT_RETRY_AFTER_S,
+  sessionLimitReached,
   type Refusal,
 } from './wire.js';
 
@@ -155,11 +157,8 @@ export class SessionEndpoint {
     }
     const { maxSessions, name } = this.options;
     if (maxSessions !== undefined && this.sessions.size + this.opening >= maxSessions) {
-      res.setHeader('Retry-After', '5');
-      return refuse(
-        res,
-        unavailable(`server ${name} has reached its limit of ${maxSessions} sessions; retry later`),
-      );
+      res.setHeader('Retry-After', String(SESSION_LIMIT_RETRY_AFTER_S));
+      return refuse(res, sessionLimitReached(name, maxSessions));
     }
     this.opening++;
     let channel: SessionChannel;

@@ -28,6 +28,17 @@ export const refusal = (status: number, code: number, message: string): Refusal 
   message,
 });
 
+/** How long a client turned away at a server's `maxSessions` is asked to wait (Retry-After, seconds). */
+export const SESSION_LIMIT_RETRY_AFTER_S = 5;
+
+/** An initialize past a server's `maxSessions`, stdio or remote alike. */
+export const sessionLimitReached = (name: string, maxSessions: number): Refusal =>
+  refusal(
+    503,
+    ErrorCode.UpstreamUnavailable,
+    `server ${name} has reached its limit of ${maxSessions} sessions; retry later`,
+  );
+
 /** A POST must accept both answers the server may choose, and carry JSON. */
 export function refusePostHeaders(headers: IncomingHttpHeaders): Refusal | undefined {
   // Accept is a list, so a substring test is what it means; Content-Type is parsed, never searched.

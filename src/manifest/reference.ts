@@ -49,7 +49,7 @@ export function manifestReference(schema: Schema): string {
     '',
     schema.description ?? '',
     '',
-    'Durations are a number of milliseconds or a string such as `250ms`, `30s`, `5m`, `1h`.',
+    resolve(at(schema, '#/$defs/duration')).description ?? '',
   ];
   for (const section of SECTIONS) {
     const object = resolve(at(schema, section.path));

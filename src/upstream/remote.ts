@@ -6,6 +6,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
+import { SESSION_LIMIT_RETRY_AFTER_S, sessionLimitReached } from '../downstream/wire.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Environment } from '../manifest/interpolate.js';
 import type { RemoteServerSpec } from '../manifest/types.js';
@@ -67,6 +68,10 @@ function invalidHeader(headers: OutgoingHttpHeaders): string | undefined {
   return undefined;
 }
 
+/** A POST without a session id: the session the upstream hands out in answer is a new one. */
+const opensSession = (req: IncomingMessage): boolean =>
+  req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
+
 /**
  * The remote server's sessions, counted from outside (best effort). A session id handed out in answer to a
  * POST that carried none opens one: only initialize does that. A DELETE, or a 404 for that id (the server
@@ -82,15 +87,16 @@ class SessionLedger {
     return this.lastUsed.has(id);
   }
 
-  observe(method: string | undefined, sent: unknown, status: number, received: unknown): void {
+  observe(req: IncomingMessage, status: number, received: unknown): void {
     const now = Date.now();
-    if (typeof sent !== 'string') {
-      if (method === 'POST' && status >= 200 && status < 300 && typeof received === 'string') {
+    const sent = req.headers['mcp-session-id'];
+    if (opensSession(req)) {
+      if (status >= 200 && status < 300 && typeof received === 'string') {
         this.prune(now);
         this.lastUsed.set(received, now);
       }
-    } else if (this.lastUsed.has(sent)) {
-      if (status === 404 || (method === 'DELETE' && status >= 200 && status < 300))
+    } else if (typeof sent === 'string' && this.lastUsed.has(sent)) {
+      if (status === 404 || (req.method === 'DELETE' && status >= 200 && status < 300))
         this.lastUsed.delete(sent);
       else this.lastUsed.set(sent, now);
     }
@@ -174,6 +180,8 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     failed,
   };
   const sessions = new SessionLedger(() => spec.idleTimeoutMs);
+  /** Requests that may open a session, passed on and not yet over: counted against `maxSessions`. */
+  let opening = 0;
   /** Every exchange still running, for stop() to end. */
   const inFlight = new Set<Exchange>();
   let state: UpstreamState = 'starting';
@@ -212,7 +220,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
       context,
       {
         answered(status, sessionId) {
-          sessions.observe(req.method, req.headers['mcp-session-id'], status, sessionId);
+          sessions.observe(req, status, sessionId);
           if (status === 401 && token !== undefined) identityTokens?.refused(token);
         },
         done() {
@@ -255,6 +263,11 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
     return new Promise((resolve) => exchange(req, res, token, resolve));
   }
 
+  function pass(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (identityTokens) return exchangeWithIdentity(req, res, identityTokens);
+    return new Promise((resolve) => exchange(req, res, undefined, resolve));
+  }
+
   return {
     get spec() {
       return spec;
@@ -291,8 +304,16 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
       }
       // Going around a proxy the environment asks for would be worse than not going at all.
       if (route.kind === 'unusable') return notCalled(req, res, route.reason);
-      if (identityTokens) return exchangeWithIdentity(req, res, identityTokens);
-      return new Promise((resolve) => exchange(req, res, undefined, resolve));
+      if (!opensSession(req)) return pass(req, res);
+      const { maxSessions } = spec;
+      if (maxSessions !== undefined && sessions.count() + opening >= maxSessions) {
+        res.setHeader('Retry-After', String(SESSION_LIMIT_RETRY_AFTER_S));
+        const { status, code, message } = sessionLimitReached(spec.name, maxSessions);
+        answerError(res, status, null, message, code);
+        return Promise.resolve();
+      }
+      opening++;
+      return pass(req, res).finally(() => opening--);
     },
     async stop() {
       if (state === 'stopped') return;
