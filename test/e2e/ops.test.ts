@@ -114,6 +114,9 @@ const initializeAt = (proxy: RunningProxy, target: string) =>
         method: 'POST',
         path: target,
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        // A proxy that never answers fails the test instead of hanging the suite: the abort destroys the
+        // request, whose error rejects.
+        signal: AbortSignal.timeout(10_000),
       },
       (res) => {
         res.resume();

@@ -1,9 +1,15 @@
 import { createServer, type Server } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import {
+  createServer as createTcpServer,
+  type AddressInfo,
+  type Server as TcpServer,
+  type Socket,
+} from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
+import { within } from '../support/proxy.js';
 import { callOnce, remoteSpec, type Reply } from '../support/remote.js';
 
 // The remote passthrough on the wire to its upstream: what it writes, how it reads what comes back, and
@@ -26,10 +32,14 @@ interface Seen {
 type Script = (request: string, index: number, connection: number) => string | { bytes: string; close: true };
 
 /** Answers each request (read up to its blank line and Content-Length body) as `script` says. */
-async function scriptedUpstream(script: Script): Promise<{ server: TcpServer; port: number; seen: Seen }> {
+async function scriptedUpstream(
+  script: Script,
+): Promise<{ server: TcpServer; port: number; seen: Seen; sockets: Socket[] }> {
   const seen: Seen = { requests: [], connections: 0 };
+  const sockets: Socket[] = [];
   const server = createTcpServer((socket) => {
     const connection = seen.connections++;
+    sockets.push(socket);
     let buffered = '';
     socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => {
@@ -50,40 +60,53 @@ async function scriptedUpstream(script: Script): Promise<{ server: TcpServer; po
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port, seen };
+  return { server, port: (server.address() as AddressInfo).port, seen, sockets };
 }
 
-const test = suite<{ started: { upstream: Upstream; server: Server; tcp: TcpServer }[] }>('remote wire', {
-  started: [],
-});
+/** What a test started, for after() to stop: `sockets` are the scripted upstream's ends of its connections. */
+interface Started {
+  upstream: Upstream;
+  server: Server;
+  tcp: TcpServer;
+  sockets: Socket[];
+}
+
+const test = suite<{ started: Started[] }>('remote wire', { started: [] });
 
 /** The passthrough to a scripted upstream, behind a node:http server; returns a function sending requests. */
 async function passthrough(
-  context: { started: { upstream: Upstream; server: Server; tcp: TcpServer }[] },
+  context: { started: Started[] },
   script: Script,
   path = '/mcp',
   userinfo = '',
 ): Promise<{ call: (body?: string) => Promise<Reply>; seen: Seen; upstream: Upstream }> {
-  const { server: tcp, port: upstreamPort, seen } = await scriptedUpstream(script);
+  const { server: tcp, port: upstreamPort, seen, sockets } = await scriptedUpstream(script);
   const upstream = createRemoteUpstream(
     remoteSpec('scripted', `http://${userinfo}127.0.0.1:${upstreamPort}${path}`),
   );
   await upstream.start();
   const server = createServer((req, res) => void upstream.handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  context.started.push({ upstream, server, tcp });
+  context.started.push({ upstream, server, tcp, sockets });
   const { port } = server.address() as AddressInfo;
   const call = (body = '{}') => callOnce(port, { body, boundMs: BOUND_MS });
   return { call, seen, upstream };
 }
 
 test.after(async ({ started }) => {
-  for (const { upstream, server, tcp } of started) {
-    await upstream.stop();
+  // Every server is closed even if a stop() times out (open servers would keep the run from ending); the
+  // first such failure is thrown once all are closed.
+  const stopped = await Promise.allSettled(
+    started.map(({ upstream }) => within(upstream.stop(), 'an upstream to stop', BOUND_MS)),
+  );
+  for (const { server, tcp, sockets } of started) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
+    // A connection the passthrough kept (a stop() that timed out) would hold tcp.close() for ever.
+    for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => tcp.close(resolve));
   }
+  for (const result of stopped) if (result.status === 'rejected') throw result.reason;
 });
 
 const ok = (extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${extra}\r\nok`;

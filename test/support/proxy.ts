@@ -49,7 +49,15 @@ export async function startProxy(
   );
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const url = await listeningUrl(child, () => stderr);
+  let url: string;
+  try {
+    url = await listeningUrl(child, () => stderr);
+  } catch (error) {
+    // Not started in time, or exited: a caller with no proxy object cannot stop it or remove its dir.
+    await stopProcess(child);
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     url,
     process: child,
@@ -124,6 +132,15 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** `promise`, or a rejection naming `what` once `ms` pass first (uvu has no per-test timeout). */
+export function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 /** Polls `condition` every 50 ms until it holds or `ms` pass. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
@@ -132,20 +149,27 @@ export async function waitFor(
 ): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (await condition()) return;
+    // Each call gets only the time left: a condition that hangs (an SDK connect, a fetch) must not hold
+    // the wait past its bound.
+    if (await within(Promise.resolve().then(condition), what, deadline - Date.now())) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
-/** POSTs a raw body on an open session, with the headers a well-behaved client sends (tests override them). */
+/**
+ * POSTs a raw body on an open session, with the headers a well-behaved client sends (tests override them).
+ * `signal` bounds the request and the reading of its body (10 s unless the caller gives its own).
+ */
 export function postToSession(
   target: { endpoint: string; session: string },
   body: string | Uint8Array,
   headers: Record<string, string> = {},
+  signal: AbortSignal = AbortSignal.timeout(10_000),
 ): Promise<Response> {
   return fetch(target.endpoint, {
     method: 'POST',
+    signal,
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -157,16 +181,19 @@ export function postToSession(
   });
 }
 
-/** POSTs a raw `initialize` with no session yet, as a client opening one does (tests add headers). */
+/**
+ * POSTs a raw `initialize` with no session yet, as a client opening one does (tests add headers).
+ * `signal` bounds the request and the reading of its body (10 s unless the caller gives its own).
+ */
 export function postInitialize(
   endpoint: string,
   headers: Record<string, string> = {},
   protocolVersion = '2025-11-25',
-  signal?: AbortSignal,
+  signal: AbortSignal = AbortSignal.timeout(10_000),
 ): Promise<Response> {
   return fetch(endpoint, {
     method: 'POST',
-    ...(signal && { signal }),
+    signal,
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',

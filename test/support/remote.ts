@@ -40,7 +40,10 @@ export function callOnce(
   { body = '{"jsonrpc":"2.0","id":7,"method":"ping"}', method = 'POST', boundMs = 10_000 } = {},
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no reply within ${boundMs} ms`)), boundMs);
+    const timer = setTimeout(() => {
+      reject(new Error(`no reply within ${boundMs} ms`));
+      req.destroy(); // a connection left open would outlive the test, and hold its server's close()
+    }, boundMs);
     const req = request({ host: '127.0.0.1', port, method, path: '/', agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');

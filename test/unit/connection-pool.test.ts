@@ -7,6 +7,7 @@ import {
   type Connection,
   type ConnectionUser,
 } from '../../src/upstream/http1/connection-pool.js';
+import { within } from '../support/proxy.js';
 
 // The upstream connection pool on real sockets to a TCP server on 127.0.0.1.
 
@@ -49,9 +50,14 @@ function recorder(): ConnectionUser & { events: string[] } {
   };
 }
 
+/** A connection from `pool`, within the test's bound: a pool that never calls back fails the test. */
 function acquire(pool: ConnectionPool, user: ConnectionUser): Promise<Connection> {
-  return new Promise((resolve, reject) =>
-    pool.acquire(user, (error, connection) => (error ? reject(error) : resolve(connection!))),
+  return within(
+    new Promise((resolve, reject) =>
+      pool.acquire(user, (error, connection) => (error ? reject(error) : resolve(connection!))),
+    ),
+    'a connection',
+    BOUND_MS,
   );
 }
 
@@ -165,11 +171,15 @@ test('destroy() closes the idle connections and any opened after it', async (con
   pool.destroy();
   await until(() => idle.socket.destroyed, 'the idle connection to close');
   let refused: Error | undefined;
-  await new Promise<void>((resolve) =>
-    pool.acquire(recorder(), (error) => {
-      refused = error ?? undefined;
-      resolve();
-    }),
+  await within(
+    new Promise<void>((resolve) =>
+      pool.acquire(recorder(), (error) => {
+        refused = error ?? undefined;
+        resolve();
+      }),
+    ),
+    'the refusal',
+    BOUND_MS,
   );
   assert.match(refused?.message ?? '', 'stopped');
 });

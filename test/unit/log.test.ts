@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger, type Level } from '../../src/log.js';
 import { fromRoot } from '../support/paths.js';
+import { within } from '../support/proxy.js';
 
 /** A logger whose writes are kept, one array element per write. */
 function recorded(minimum?: Level) {
@@ -74,7 +75,7 @@ test('levels below the minimum are neither written nor reported enabled', async 
 });
 
 /** Runs a module that logs `count` info lines, then ends as `ending` says; resolves with its stderr. */
-function logThenEnd(count: number, ending: string): Promise<{ code: number | null; stderr: string }> {
+async function logThenEnd(count: number, ending: string): Promise<{ code: number | null; stderr: string }> {
   const logModule = pathToFileURL(fromRoot('dist', 'src', 'log.js')).href;
   const script = `import { createLogger } from ${JSON.stringify(logModule)};
 const log = createLogger('info');
@@ -85,7 +86,18 @@ ${ending}`;
   });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stderr })));
+  try {
+    const code = await within(
+      new Promise<number | null>((resolve) => child.once('close', resolve)),
+      `the child to end after ${ending}`,
+    );
+    return { code, stderr };
+  } finally {
+    // Still running only if the wait timed out: it must not outlive the test.
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      process.kill(child.pid, 'SIGKILL');
+    }
+  }
 }
 
 test('buffered lines are written when the process exits, by process.exit() or by a crash', async () => {

@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SseStream, type SseTiming } from '../../src/downstream/sse-stream.js';
+import { within } from '../support/proxy.js';
 
-// SseStream on a real HTTP server and client on 127.0.0.1: what goes on the wire, and when.
+// SseStream on a real HTTP server and client on 127.0.0.1: what goes on the wire, and when. Every wait is
+// bounded: a stream that never ends must fail its test, not hang the suite.
 
 interface Exchange {
   res: ServerResponse;
@@ -39,9 +41,18 @@ test.before(async (ctx) => {
         resolve(incoming);
       }).end();
     });
-    return { res: await res, headers, received: () => body, ended: endedPromise };
+    return {
+      res: await within(res, 'the request to reach the server'),
+      headers,
+      received: () => body,
+      ended: endedPromise,
+    };
   };
-  ctx.close = () => new Promise((resolve) => server.close(() => resolve()));
+  ctx.close = () => {
+    // A stream a failed test left open would keep close() waiting for ever.
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(() => resolve()));
+  };
 });
 
 test.after(async (ctx) => {
@@ -56,8 +67,8 @@ test('a quick answer, all the stream owes, goes out as one JSON message with its
   const x = await ctx.exchange();
   const stream = new SseStream(x.res, HEADERS, 1, slow);
   stream.respond(answer(1));
-  const incoming = await x.headers;
-  await x.ended;
+  const incoming = await within(x.headers, 'the response headers');
+  await within(x.ended, 'the end of the response');
   assert.is(incoming.statusCode, 200);
   assert.is(incoming.headers['content-type'], 'application/json');
   assert.is(incoming.headers['mcp-session-id'], 's1');
@@ -68,10 +79,10 @@ test('a quick answer, all the stream owes, goes out as one JSON message with its
 test('an answer after the headers went out is an SSE event that ends the stream', async (ctx) => {
   const x = await ctx.exchange();
   const stream = new SseStream(x.res, HEADERS, 1, { headersAfterMs: 10, keepAliveMs: 60_000 });
-  const incoming = await x.headers;
+  const incoming = await within(x.headers, 'the response headers');
   assert.is(incoming.headers['content-type'], 'text/event-stream');
   stream.respond(answer(1));
-  await x.ended;
+  await within(x.ended, 'the end of the response');
   assert.is(x.received(), `event: message\ndata: ${JSON.stringify(answer(1))}\n\n`);
 });
 
@@ -83,7 +94,7 @@ test('a stream owing two answers ends with the second, after what relates to the
   stream.respond(answer(1));
   assert.not.ok(x.res.writableEnded);
   stream.respond(answer(2));
-  await x.ended;
+  await within(x.ended, 'the end of the response');
   const events = x.received().split('\n\n').filter(Boolean);
   assert.equal(
     events.map((e) => JSON.parse(e.split('data: ')[1]!)),
@@ -94,31 +105,32 @@ test('a stream owing two answers ends with the second, after what relates to the
 test('headers go out once the wait is over, before any event', async (ctx) => {
   const x = await ctx.exchange();
   const stream = new SseStream(x.res, HEADERS, 1, { headersAfterMs: 30, keepAliveMs: 60_000 });
-  const incoming = await x.headers; // would hang without the timer: no event is ever sent
+  // Would time out without the timer: no event is ever sent.
+  const incoming = await within(x.headers, 'the response headers');
   assert.is(incoming.headers['content-type'], 'text/event-stream');
   assert.is(x.received(), '');
   stream.end();
-  await x.ended;
+  await within(x.ended, 'the end of the response');
 });
 
 test('a quiet stream gets keep-alive comments', async (ctx) => {
   const x = await ctx.exchange();
   const stream = new SseStream(x.res, HEADERS, 0, { headersAfterMs: 0, keepAliveMs: 20 });
-  await x.headers;
+  await within(x.headers, 'the response headers');
   const deadline = Date.now() + 5000;
   while (!x.received().includes(': keepalive\n\n') && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   assert.match(x.received(), ': keepalive\n\n');
   stream.end();
-  await x.ended;
+  await within(x.ended, 'the end of the response');
 });
 
 test('nothing is written after the client has gone', async (ctx) => {
   const x = await ctx.exchange();
   const stream = new SseStream(x.res, HEADERS, 1, { headersAfterMs: 0, keepAliveMs: 60_000 });
-  (await x.headers).destroy();
-  await new Promise((resolve) => x.res.once('close', resolve));
+  (await within(x.headers, 'the response headers')).destroy();
+  await within(new Promise((resolve) => x.res.once('close', resolve)), 'the server to see the client gone');
   stream.stop();
   stream.respond(answer(1)); // must neither throw nor end what is already gone
   assert.not.ok(x.res.writableEnded);
