@@ -18,7 +18,7 @@ import type { RemoteServerSpec } from '../../src/manifest/types.js';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
 import { fromRoot } from '../support/paths.js';
-import { stopProcess, waitFor } from '../support/proxy.js';
+import { stopProcess, waitFor, within } from '../support/proxy.js';
 import { remoteSpec } from '../support/remote.js';
 
 /** Upper bound on every wait here; each should be over within milliseconds. */
@@ -34,14 +34,6 @@ function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-function within<T>(promise: Promise<T>, what: string, ms = BOUND_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
@@ -161,10 +153,11 @@ async function startFixture(): Promise<number> {
 
 async function connect(
   setup?: (client: Client) => void,
+  port = conformance.port,
 ): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'remote-e2e', version: '1.0.0' }, { capabilities: { sampling: {} } });
   setup?.(client);
-  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${conformance.port}/mcp`));
+  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`));
   await within(client.connect(transport), 'initialize');
   return { client, transport };
 }
@@ -282,14 +275,22 @@ test.before(async () => {
   conformance = await proxy(remoteSpec('conformance', `http://127.0.0.1:${port}/mcp`));
 });
 
+test.before.each(() => {
+  // Each test reads what its own exchange left, never an earlier test's.
+  recorded = undefined;
+});
+
 test.after(async () => {
   for (const gate of gates) gate.resolve();
-  for (const { upstream, server } of proxies) {
-    await upstream.stop();
-    await close(server);
-  }
+  // Every server is closed and the fixture stopped even if a stop() times out (either would keep the run
+  // from ending); the first such failure is thrown once all are.
+  const stopped = await Promise.allSettled(
+    proxies.map(({ upstream }) => within(upstream.stop(), 'an upstream to stop')),
+  );
+  for (const { server } of proxies) await close(server);
   await close(raw);
   if (fixture) await stopProcess(fixture);
+  for (const result of stopped) if (result.status === 'rejected') throw result.reason;
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -384,11 +385,48 @@ test('a session counts from its initialize until terminateSession sends DELETE',
   }
 });
 
+test('maxSessions: one initialize past the limit is answered 503 with Retry-After; a session that ends frees its place', async () => {
+  const capped = await proxy({
+    ...conformance.upstream.spec,
+    name: 'capped',
+    maxSessions: 2,
+  } as RemoteServerSpec);
+  const first = await connect(undefined, capped.port);
+  const second = await connect(undefined, capped.port);
+  try {
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 'over',
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    };
+    const over = () =>
+      send(capped.port, {
+        method: 'POST',
+        path: '/mcp',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify(initialize),
+      });
+    const refused = await over();
+    assert.is(refused.status, 503);
+    assert.is(refused.headers['retry-after'], '5');
+    assert.match(refused.body, 'server capped has reached its limit of 2 sessions; retry later');
+    // Requests on the sessions already open are not counted against the limit.
+    assert.ok(await second.client.ping());
+    await within(first.transport.terminateSession(), 'DELETE');
+    const third = await connect(undefined, capped.port);
+    await third.client.close();
+  } finally {
+    await first.client.close();
+    await second.client.close();
+  }
+});
+
 test("the client's Authorization stays behind; configured headers are added and win; hop-by-hop headers are dropped", async () => {
   const { port } = await proxy(
     remoteSpec('headers', rawUrl('/record'), { headers: { 'X-Api-Key': 'configured', 'X-Extra': 'added' } }),
   );
-  await send(port, {
+  const reply = await send(port, {
     method: 'POST',
     headers: {
       authorization: 'Bearer client-token',
@@ -402,6 +440,7 @@ test("the client's Authorization stays behind; configured headers are added and 
     },
     body: '{}',
   });
+  assert.is(reply.status, 200);
   const headers = recorded!.headers;
   for (const name of ['authorization', 'proxy-authorization', 'x-hop', 'te', 'upgrade']) {
     assert.is(headers[name], undefined, `${name} reached the upstream`);
@@ -416,7 +455,7 @@ test('a configured Authorization is sent in place of the client one', async () =
   const { port } = await proxy(
     remoteSpec('configured-auth', rawUrl('/record'), { headers: { Authorization: 'Bearer configured' } }),
   );
-  await send(port, { headers: { authorization: 'Bearer client-token' } });
+  assert.is((await send(port, { headers: { authorization: 'Bearer client-token' } })).status, 200);
   assert.is(recorded!.headers.authorization, 'Bearer configured');
 });
 
@@ -505,7 +544,8 @@ test('sequential exchanges reuse one upstream connection', async () => {
   const { port } = await proxy(remoteSpec('keep-alive', rawUrl('/record')));
   const ports = new Set<number | undefined>();
   for (let i = 0; i < 3; i++) {
-    await send(port, { method: 'POST', body: '{}' });
+    // A 200 comes only from /record, which has just set `recorded`: the port is this exchange's.
+    assert.is((await send(port, { method: 'POST', body: '{}' })).status, 200);
     ports.add(recorded!.port);
   }
   assert.is(ports.size, 1);
@@ -692,8 +732,20 @@ test('a client that reads slowly holds the upstream back, still gets every byte,
   const { port } = await proxy(remoteSpec('flood', rawUrl('/flood')));
   const res = await open(port);
   res.pause();
-  // Without backpressure the proxy would read all of it into memory while the client reads nothing.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Without backpressure the proxy would read all of it into memory while the client reads nothing. Held
+  // back, the upstream stops writing: wait until its count has not moved for a quarter of a second (5 polls
+  // of waitFor), instead of for a fixed time that a busy machine may not give the flood.
+  let last = -1;
+  let still = 0;
+  await waitFor(
+    () => {
+      still = flooded === last ? still + 1 : 0;
+      last = flooded;
+      return still >= 5;
+    },
+    BOUND_MS,
+    'the upstream to stop writing',
+  );
   assert.ok(flooded < FLOOD_BYTES, `the upstream wrote ${flooded} bytes to a client that read none`);
   let received = 0;
   res.on('data', (chunk: Buffer) => (received += chunk.length));
