@@ -146,7 +146,12 @@ export class Fleet {
     };
     if (this.stopped) return report;
     const current = [...this.entries.values()].map((e) => e.spec);
-    const steps = planReload(current, servers);
+    const failed = new Set(
+      [...this.entries.values()]
+        .filter((e) => e.upstream?.status().state === 'failed')
+        .map((e) => e.spec.name),
+    );
+    const steps = planReload(current, servers, failed);
 
     // Start every new version at once, beside what runs now; nothing is swapped before all have answered.
     const started = new Map<

@@ -13,9 +13,15 @@ export interface PlanStep {
   action: ReloadAction;
   /** The new spec (absent for `remove`). */
   spec?: ServerSpec;
-  /** The fields that differ, for logs and /servers: why a server was restarted or updated. */
+  /**
+   * The fields that differ, for logs and /servers: why a server was restarted or updated. `failed` (no
+   * field of a spec) when the version running had failed and is started again.
+   */
   changed: string[];
 }
+
+/** What `changed` says of a server restarted because it had failed, whatever else changed. */
+export const FAILED = 'failed';
 
 /** Fields that shape the running upstream: a change means a new process or a new connection. */
 const RESTART_FIELDS = [
@@ -34,8 +40,15 @@ const RESTART_FIELDS = [
 /**
  * Compares two manifests' servers and says what to do with each. Pure: the same two lists always give
  * the same plan, in the new manifest's order, removed servers last. A disabled server counts as absent.
+ * A server named in `failed` (it could not start, or crashed too often in a row, and supervision gave up)
+ * is started again even if unchanged: a reload is how its operator says "try again" once its cause is
+ * fixed outside the manifest, and it serves no one, so nothing is disturbed.
  */
-export function planReload(current: readonly ServerSpec[], next: readonly ServerSpec[]): PlanStep[] {
+export function planReload(
+  current: readonly ServerSpec[],
+  next: readonly ServerSpec[],
+  failed: ReadonlySet<string> = new Set(),
+): PlanStep[] {
   const running = new Map(current.filter((s) => !s.disabled).map((s) => [s.name, s]));
   const steps: PlanStep[] = [];
   const seen = new Set<string>();
@@ -51,7 +64,9 @@ export function planReload(current: readonly ServerSpec[], next: readonly Server
       continue;
     }
     const changed = differingFields(old, spec);
-    const restart = changed.some((f) => (RESTART_FIELDS as readonly string[]).includes(f));
+    if (failed.has(spec.name)) changed.push(FAILED);
+    const restart =
+      failed.has(spec.name) || changed.some((f) => (RESTART_FIELDS as readonly string[]).includes(f));
     const action = restart ? 'restart' : changed.length > 0 ? 'update' : 'keep';
     steps.push({ name: spec.name, action, spec, changed });
   }

@@ -53,14 +53,12 @@ async function answers(proxy: RunningProxy, name: string): Promise<boolean> {
 
 const test = suite('reload');
 
-test('an added server answers within a second of the write; a removed one answers 404', async () => {
+// How soon an added server answers is the bench's to measure (issue 7's reload figure), not a test's.
+test('an added server answers after the write; a removed one answers 404', async () => {
   const proxy = await startProxy(manifestOf(server('one')));
   try {
-    const written = Date.now();
     writeFileSync(proxy.manifestPath, manifestOf(server('two')));
-    await waitFor(() => answers(proxy, 'two'), 1000, 'the added server to answer');
-    const elapsed = Date.now() - written;
-    assert.ok(elapsed <= 1000, `took ${elapsed} ms`);
+    await waitFor(() => answers(proxy, 'two'), 10_000, 'the added server to answer');
     await waitFor(
       async () => (await fetch(`${proxy.url}/servers/one/mcp`, { method: 'POST' })).status === 404,
       2000,
@@ -154,7 +152,13 @@ test('a changed server gets a new child; an untouched one keeps its pid and its 
 
 test('a client on an untouched server sees zero failures through 20 reloads, valid and invalid', async () => {
   const proxy = await startProxy(manifestOf(server('stable'), server('churn')));
-  const { client } = await connect(proxy.url, 'stable');
+  let client: Client;
+  try {
+    ({ client } = await connect(proxy.url, 'stable'));
+  } catch (error) {
+    await proxy.stop();
+    throw error;
+  }
   let calls = 0;
   const failures: string[] = [];
   let running = true;
@@ -179,8 +183,11 @@ test('a client on an untouched server sees zero failures through 20 reloads, val
               server('churn', `    env: { ROUND: "${i}" }\n`),
               i % 2 ? server(`extra${i}`) : '',
             );
+      const before = calls;
       writeFileSync(proxy.manifestPath, variant);
       await new Promise((r) => setTimeout(r, 250));
+      // Calls went on across this reload, or "zero failures" would prove nothing.
+      await waitFor(() => calls > before, 10_000, `a call after reload ${i}`);
     }
   } finally {
     running = false;
@@ -189,7 +196,6 @@ test('a client on an untouched server sees zero failures through 20 reloads, val
     await proxy.stop();
   }
   assert.equal(failures, []);
-  assert.ok(calls > 100, `only ${calls} calls were made`);
 });
 
 test('a broken manifest changes nothing, is reported with its position, and fixing it reloads', async () => {
@@ -275,6 +281,30 @@ test('sessions on a replaced version keep it until drainTimeout, then get 404 an
   }
 });
 
+test('a failed server is started again by the next reload, once its cause is fixed outside the manifest', async () => {
+  // As when `uvx` is missing from the image and then installed: the manifest is right all along, so only a
+  // reload (SIGHUP, or saving any edit) can say "try again".
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-late-'));
+  const launcher = join(dir, 'late-server');
+  const proxy = await startProxy(
+    manifestOf(server('steady'), `  late:\n    command: ${JSON.stringify(launcher)}\n`),
+  );
+  try {
+    const lateState = async () => (await status(proxy)).servers.find((s) => s.name === 'late')?.state;
+    await waitFor(async () => (await lateState()) === 'failed', 10_000, 'late to fail');
+    const steadyPid = await pidOf(proxy, 'steady');
+    const command = [echo.command, ...echo.args].map((word) => JSON.stringify(word)).join(' ');
+    writeFileSync(launcher, `#!/bin/sh\nexec ${command}\n`, { mode: 0o755 });
+    proxy.process.kill('SIGHUP');
+    await waitFor(() => answers(proxy, 'late'), 10_000, 'late to answer after SIGHUP');
+    assert.is(await lateState(), 'ready');
+    assert.is(await pidOf(proxy, 'steady'), steadyPid, 'the untouched server is not disturbed');
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('with --no-watch edits wait for SIGHUP', async () => {
   const proxy = await startProxy(manifestOf(server('one')), { args: ['--no-watch'] });
   try {
@@ -293,12 +323,19 @@ test('with --no-watch edits wait for SIGHUP', async () => {
 
 test('SIGTERM lets a call in flight finish, then exits 0', async () => {
   const proxy = await startProxy(manifestOf(server('busy')));
-  const { client } = await connect(proxy.url, 'busy');
-  const call = client.callTool({ name: 'sleep', arguments: { ms: 800 } });
-  await new Promise((r) => setTimeout(r, 150));
-  const exited = proxy.stop();
-  assert.is(text(await call), 'slept 800');
-  assert.is(await exited, 0);
+  let exited: Promise<number | null> | undefined;
+  try {
+    const { client } = await connect(proxy.url, 'busy');
+    // SIGTERM once the call is surely in flight: the child has reported its first quarter of the sleep.
+    const call = client.callTool({ name: 'sleep', arguments: { ms: 800 } }, undefined, {
+      onprogress: () => (exited ??= proxy.stop()),
+    });
+    assert.is(text(await call), 'slept 800');
+    assert.ok(exited, 'no progress came: SIGTERM was never sent');
+    assert.is(await exited, 0);
+  } finally {
+    await (exited ?? proxy.stop());
+  }
 });
 
 test('a crashing server is restarted or left down by its policy, without disturbing the others', async () => {

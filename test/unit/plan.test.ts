@@ -10,8 +10,8 @@ const servers = (yaml: string): ServerSpec[] => {
   return result.manifest.servers;
 };
 
-const actions = (before: string, after: string) =>
-  planReload(servers(before), servers(after)).map(
+const actions = (before: string, after: string, failed: string[] = []) =>
+  planReload(servers(before), servers(after), new Set(failed)).map(
     (s) => `${s.name}:${s.action}${s.changed.length ? `(${s.changed.join(',')})` : ''}`,
   );
 
@@ -84,6 +84,20 @@ test('settings that can change live are updates', () => {
     'b:keep',
     'c:update(description,drainTimeoutMs,idleTimeoutMs,maxSessions,restart,timeoutMs)',
   ]);
+});
+
+test('a server that had failed is started again, whatever changed; the others are not touched', () => {
+  assert.equal(actions(BASE, BASE, ['c']), ['a:keep', 'b:keep', 'c:restart(failed)']);
+  const updated = BASE.replace(
+    'c: { command: node, args: [c.js] }',
+    'c: { command: node, args: [c.js], restart: never }',
+  );
+  assert.equal(actions(BASE, updated, ['c']), ['a:keep', 'b:keep', 'c:restart(restart,failed)']);
+  const moved = BASE.replace('args: [c.js]', 'args: [c2.js]');
+  assert.equal(actions(BASE, moved, ['c']), ['a:keep', 'b:keep', 'c:restart(args,failed)']);
+  // Removed or disabled, it goes as any other server would.
+  const without = BASE.replace('  c: { command: node, args: [c.js] }\n', '');
+  assert.equal(actions(BASE, without, ['c']), ['a:keep', 'b:keep', 'c:remove']);
 });
 
 test('disabling a server removes it, enabling adds it', () => {
