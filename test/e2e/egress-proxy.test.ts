@@ -118,7 +118,7 @@ test.before(async (context) => {
     // As chatty as the proxy gets, to show that the proxy's credentials never reach the logs even then.
     LOG_LEVEL: 'debug',
   };
-  [context.proxy, context.refused, context.broken] = await Promise.all([
+  const started = await Promise.allSettled([
     startProxy(servers, {
       env: {
         ...common,
@@ -144,10 +144,19 @@ test.before(async (context) => {
       },
     }),
   ]);
+  // Should one fail to start, the others are stopped here: `after` knows only those assigned below.
+  const running = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(running.map((p) => p.stop()));
+    throw failed.reason;
+  }
+  [context.proxy, context.refused, context.broken] = running as [RunningProxy, RunningProxy, RunningProxy];
 });
 
 test.after(async (context) => {
-  await Promise.all(clients.map((client) => client.close()));
+  // A client that fails to close must not keep the proxies below from being stopped.
+  await Promise.all(clients.map((client) => client.close().catch(() => {})));
   await Promise.all([context.proxy, context.refused, context.broken].map((p) => p?.stop()));
   await Promise.all([close(context.httpsUpstream), close(context.httpUpstream), context.egress?.close()]);
   if (context.dir) rmSync(context.dir, { recursive: true, force: true });
@@ -327,6 +336,7 @@ test('stopping a server abandons a tunnel being set up, and answers the request 
     socket.on('data', () => (connectsRead += 1));
   });
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  let front: HttpServer | undefined;
   const upstream = createRemoteUpstream(
     {
       kind: 'remote',
@@ -342,9 +352,9 @@ test('stopping a server abandons a tunnel being set up, and answers the request 
     },
     { env: { HTTPS_PROXY: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` } },
   );
-  await upstream.start();
-  const front = await listen(createHttpServer((req, res) => void upstream.handle(req, res)));
   try {
+    await upstream.start();
+    front = await listen(createHttpServer((req, res) => void upstream.handle(req, res)));
     const answer = postInitialize(`http://127.0.0.1:${portOf(front)}/`);
     await waitFor(() => connectsRead > 0, BOUND_MS, 'the CONNECT to reach the proxy');
     await upstream.stop();
@@ -357,6 +367,8 @@ test('stopping a server abandons a tunnel being set up, and answers the request 
       error: { code: -32000, message: 'upstream stalled is stopped' },
     });
   } finally {
+    // Also where the test failed before stopping it (a second stop does nothing).
+    await upstream.stop();
     for (const socket of sockets) socket.destroy();
     await Promise.all([close(front), new Promise((resolve) => silent.close(resolve))]);
   }

@@ -112,9 +112,17 @@ test('a batch of requests is answered, each under its own id', async (ctx) => {
       { jsonrpc: '2.0', id: 'b', method: 'tools/list' },
     ]),
   );
-  // 2025-11-25 removed batching; the SDK transport still accepts a batch. Either way nothing breaks.
-  assert.ok(r.status === 200 || r.status === 400, `status ${r.status}`);
-  await r.text();
+  // 2025-11-25 removed batching; the proxy still accepts a batch, as the SDK transport does, and answers
+  // it on one SSE stream that ends after the last answer (wire.ts readMessages, client-session.ts post).
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('content-type'), 'text/event-stream');
+  const answers = (await r.text())
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => JSON.parse(line.slice(6)) as { id: string; result?: { tools?: unknown[] } });
+  assert.equal(answers.map((a) => a.id).sort(), ['a', 'b']);
+  assert.equal(answers.find((a) => a.id === 'a')?.result, {});
+  assert.ok(answers.find((a) => a.id === 'b')?.result?.tools?.length, 'tools/list answered with tools');
 });
 
 test('a huge id comes back exactly as sent', async (ctx) => {
@@ -132,7 +140,7 @@ test('a client that disconnects mid-stream leaves the proxy serving', async (ctx
     method: 'tools/call',
     params: { name: 'sleep', arguments: { ms: 2000 } },
   };
-  const pending = fetch(ctx.endpoint, {
+  const headers = fetch(ctx.endpoint, {
     method: 'POST',
     signal: abort.signal,
     headers: {
@@ -142,8 +150,10 @@ test('a client that disconnects mid-stream leaves the proxy serving', async (ctx
       'mcp-protocol-version': '2025-11-25',
     },
     body: JSON.stringify(call),
-  }).then((r) => r.text());
-  setTimeout(() => abort.abort(), 100);
+  });
+  // Mid-stream: once the headers are out (after 100 ms), while the 2 s call still runs.
+  const pending = (await headers).text();
+  abort.abort();
   await pending.then(
     () => assert.unreachable('the request was aborted'),
     () => {},

@@ -108,10 +108,11 @@ test('a cancelled call is cancelled in the upstream too', async ({ proxy }) => {
   const { client } = await open(proxy, 'echo');
   const before = JSON.parse(text(await client.callTool({ name: 'stats', arguments: {} }))).cancelled;
   const abort = new AbortController();
-  const call = client.callTool({ name: 'sleep', arguments: { ms: 10_000 } }, undefined, {
+  // Cancelled at its first progress (after 1 s of 4): the upstream is then running it, with 3 s to go.
+  const call = client.callTool({ name: 'sleep', arguments: { ms: 4000 } }, undefined, {
     signal: abort.signal,
+    onprogress: () => abort.abort('enough'),
   });
-  setTimeout(() => abort.abort('enough'), 300);
   await call.then(
     () => assert.unreachable('the call should have been cancelled'),
     () => {},
@@ -186,16 +187,26 @@ test('isolation: session gives each session its own child, stopped on DELETE', a
 });
 
 test('maxSessions reached answers 503 with Retry-After and a JSON-RPC error', async ({ proxy }) => {
-  await open(proxy, 'per-session'); // with the one still open above, the limit of 2 is reached
-  const response = await postInitialize(`${proxy.url}/servers/per-session/mcp`);
-  assert.is(response.status, 503);
-  assert.ok(response.headers.get('retry-after'));
-  const body = (await response.json()) as { error: { message: string } };
-  assert.match(body.error.message, 'limit of 2 sessions');
+  // Up to the limit of 2 from however many sessions other tests left open; those opened here are closed.
+  const opened: Awaited<ReturnType<typeof open>>[] = [];
+  try {
+    const already = (await servers(proxy)).find((s) => s.name === 'per-session')!.sessions;
+    for (let i = already; i < 2; i++) opened.push(await open(proxy, 'per-session'));
+    const response = await postInitialize(`${proxy.url}/servers/per-session/mcp`);
+    assert.is(response.status, 503);
+    assert.ok(response.headers.get('retry-after'));
+    const body = (await response.json()) as { error: { message: string } };
+    assert.match(body.error.message, 'limit of 2 sessions');
+  } finally {
+    await Promise.all(opened.map(({ transport }) => transport.terminateSession().catch(() => {})));
+  }
 });
 
 test('a lazy server starts on first use', async ({ proxy }) => {
-  assert.equal((await servers(proxy)).find((s) => s.name === 'lazy')!.pids, []);
+  // No other test may use `lazy` on the shared proxy (the SIGTERM test has a proxy of its own): once
+  // started, it stays up, and this test could not see it start.
+  const before = (await servers(proxy)).find((s) => s.name === 'lazy')!.pids;
+  assert.equal(before, [], 'lazy was not started yet: no other test may use it');
   const { client } = await open(proxy, 'lazy');
   assert.is(text(await client.callTool({ name: 'echo', arguments: { text: 'up' } })), 'up');
   assert.is((await servers(proxy)).find((s) => s.name === 'lazy')!.pids.length, 1);
@@ -220,6 +231,7 @@ test('unknown and disabled servers answer 404 naming them', async ({ proxy }) =>
 test('GET /servers shows each server with kind, state, pids, sessions, restarts and stderr', async ({
   proxy,
 }) => {
+  await open(proxy, 'echo'); // a session of its own to be counted
   const list = await servers(proxy);
   assert.equal(
     list.map((s) => s.name),
@@ -232,13 +244,23 @@ test('GET /servers shows each server with kind, state, pids, sessions, restarts 
   assert.is(list.find((s) => s.name === 'off')!.disabled, true);
 });
 
-test('SIGTERM stops the proxy and leaves no child behind', async ({ proxy }) => {
-  const pids = (await servers(proxy)).flatMap((s) => s.pids);
-  assert.ok(pids.length >= 4, `expected children, got ${pids}`);
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-  const code = await proxy.stop();
-  assert.is(code, 0);
-  await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000, 'every child to exit');
+test('SIGTERM stops the proxy and leaves no child behind', async () => {
+  // A proxy of its own, stopped here, so that this test need not run last.
+  const proxy = await startProxy(manifest);
+  const own: Client[] = [];
+  try {
+    // Children of each kind: shared (echo, conf), a session's and a prewarmed one (per-session), lazy.
+    for (const name of ['per-session', 'lazy']) own.push((await connect(proxy.url, name)).client);
+    const pids = (await servers(proxy)).flatMap((s) => s.pids);
+    assert.ok(pids.length >= 4, `expected children, got ${pids}`);
+    await Promise.all(own.splice(0).map((c) => c.close().catch(() => {})));
+    const code = await proxy.stop();
+    assert.is(code, 0);
+    await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000, 'every child to exit');
+  } finally {
+    await Promise.all(own.map((c) => c.close().catch(() => {})));
+    await proxy.stop();
+  }
 });
 
 test.run();

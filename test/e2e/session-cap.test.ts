@@ -12,7 +12,8 @@ import {
 } from '../support/proxy.js';
 
 // The proxy-wide session cap (limits.maxSessions), counted across servers and across versions still
-// draining after a reload. The tests run in order on one proxy: each starts from the sessions the last left.
+// draining after a reload. The tests share one proxy; each closes the sessions it opened, so the next
+// starts from none.
 
 const echo = fixtureCommand('echo');
 const manifestOf = (version: string) => `limits: { maxSessions: 2 }
@@ -28,9 +29,15 @@ servers:
 
 const test = suite<{ proxy: RunningProxy }>('session cap', {} as { proxy: RunningProxy });
 const clients: Client[] = [];
+/** Ends each session the running test opened; run after it, whether it passed or failed. */
+const ends: (() => Promise<unknown>)[] = [];
 
 test.before(async (ctx) => {
   ctx.proxy = await startProxy(manifestOf('1'));
+});
+
+test.after.each(async () => {
+  await Promise.all(ends.splice(0).map((end) => end().catch(() => {})));
 });
 
 test.after(async (ctx) => {
@@ -41,22 +48,25 @@ test.after(async (ctx) => {
 const open = async (proxy: RunningProxy, name: string) => {
   const c = await connect(proxy.url, name);
   clients.push(c.client);
+  ends.push(() => c.transport.terminateSession()); // nothing once the test ended it itself
   return c;
 };
 
-/** The status of a raw initialize on `name`; an opened session is left open. */
+/** The status of a raw initialize on `name`; an opened session is left open until the test ends. */
 async function initializeStatus(proxy: RunningProxy, name: string): Promise<Response> {
   const response = await postInitialize(`${proxy.url}/servers/${name}/mcp`);
-  if (response.ok) await response.body?.cancel();
+  if (response.ok) {
+    await response.body?.cancel();
+    const headers = { 'mcp-session-id': response.headers.get('mcp-session-id')! };
+    ends.push(() => fetch(`${proxy.url}/servers/${name}/mcp`, { method: 'DELETE', headers }));
+  }
   return response;
 }
-
-let onA: Awaited<ReturnType<typeof open>>;
 
 test('sessions on every server count: at the cap, an initialize answers 503 with Retry-After', async ({
   proxy,
 }) => {
-  onA = await open(proxy, 'a');
+  await open(proxy, 'a');
   const onB = await open(proxy, 'b');
   const refused = await initializeStatus(proxy, 'a');
   assert.is(refused.status, 503);
@@ -69,6 +79,8 @@ test('sessions on every server count: at the cap, an initialize answers 503 with
 });
 
 test('sessions held by a version draining after a reload still count', async ({ proxy }) => {
+  const onA = await open(proxy, 'a');
+  await open(proxy, 'b'); // with onA, the cap is reached
   writeFileSync(proxy.manifestPath, manifestOf('2')); // a restarts; its old version drains with onA's session
   const pidsOfA = async () =>
     (

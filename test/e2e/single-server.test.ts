@@ -51,11 +51,18 @@ test('MCP_PROXY_URL forwards to a remote server', async () => {
   const upstream = await startProxy(undefined, {
     env: { MCP_COMMAND: echo.command, MCP_ARGS: echo.args[0]! },
   });
-  const proxy = await startProxy(undefined, { env: { MCP_PROXY_URL: `${upstream.url}/mcp` } });
   try {
-    assert.is(await call(`${proxy.url}/mcp`, 'echo', { text: 'through two proxies' }), 'through two proxies');
+    const proxy = await startProxy(undefined, { env: { MCP_PROXY_URL: `${upstream.url}/mcp` } });
+    try {
+      assert.is(
+        await call(`${proxy.url}/mcp`, 'echo', { text: 'through two proxies' }),
+        'through two proxies',
+      );
+    } finally {
+      await proxy.stop();
+    }
   } finally {
-    await proxy.stop();
+    // Also when the second proxy failed to start.
     await upstream.stop();
   }
 });

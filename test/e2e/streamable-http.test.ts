@@ -24,7 +24,8 @@ servers:
 const test = suite<{ proxy: RunningProxy; endpoint: string }>('streamable http', {} as never);
 
 test.before(async (ctx) => {
-  ctx.proxy = await startProxy(manifest);
+  // Debug: the proxy then logs an answer that has nowhere to go, which a test below waits for.
+  ctx.proxy = await startProxy(manifest, { env: { LOG_LEVEL: 'debug' } });
   ctx.endpoint = `${ctx.proxy.url}/servers/echo/mcp`;
 });
 
@@ -192,7 +193,8 @@ test('one GET stream per session; it carries nothing unasked and ends with DELET
     'mcp-session-id': target.session,
     'mcp-protocol-version': '2025-11-25',
   };
-  const first = await fetch(ctx.endpoint, { headers });
+  // Bounded: the stream ends only when DELETE ends it, and its keep-alives keep it from ever timing out.
+  const first = await fetch(ctx.endpoint, { headers, signal: AbortSignal.timeout(10_000) });
   assert.is(first.status, 200);
   assert.is(first.headers.get('content-type'), 'text/event-stream');
   const second = await fetch(ctx.endpoint, { headers });
@@ -216,9 +218,17 @@ test('one GET stream per session; it carries nothing unasked and ends with DELET
 test('a request whose client left does not disturb the next one on the session', async (ctx) => {
   const target = await open(ctx.endpoint);
   // Its headers come after 100 ms; then the client drops the stream while the call still runs.
-  const left = await postToSession(target, JSON.stringify(call('gone', 'sleep', { ms: 300 })));
+  const left = await postToSession(target, JSON.stringify(call('gone', 'sleep', { ms: 500 })));
   await left.body!.cancel();
-  await new Promise((resolve) => setTimeout(resolve, 400)); // its answer arrives with nowhere to go
+  await waitFor(
+    () =>
+      ctx.proxy
+        .stderr()
+        .split('\n')
+        .some((line) => line.includes('"event":"deliver-failed"') && line.includes(target.session)),
+    10_000,
+    'its answer to arrive with nowhere to go',
+  );
   const r = await postToSession(target, JSON.stringify(call('next', 'echo', { text: 'ok' })));
   assert.equal(
     (await messagesOf(r)).map((m) => m.id),
@@ -295,13 +305,13 @@ test('a request id already in use in the session is refused', async (ctx) => {
   assert.is(twice.status, 400);
   assert.match(await twice.text(), 'already in use');
 
-  const slow = postToSession(target, JSON.stringify(call('busy', 'sleep', { ms: 500 })));
-  await new Promise((resolve) => setTimeout(resolve, 150)); // its headers are out: the id is waiting
+  // Its headers are out (after 100 ms, long before its answer): the id is waiting.
+  const slow = await postToSession(target, JSON.stringify(call('busy', 'sleep', { ms: 500 })));
   const again = await postToSession(target, JSON.stringify(call('busy', 'echo', { text: 'x' })));
   assert.is(again.status, 400);
   await again.text();
   assert.equal(
-    events(await (await slow).text()).map((m) => m.id),
+    events(await slow.text()).map((m) => m.id),
     ['busy'],
   );
 });
@@ -319,9 +329,15 @@ test('a client that gives up while its session is being opened leaves no session
     () => {},
   );
   await waitFor(async () => (await sessionsOfSlow()).state === 'ready', 10_000, 'the slow child to be ready');
-  // Had the session been kept, its stream could never close: never idle, never reaped, for good.
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.is((await sessionsOfSlow()).sessions, 0);
+  // The given-up session was settled as the child became ready, before this one is opened. Had it been
+  // kept, it would be counted beside this one, and its stream could never close: never idle, never reaped.
+  const opened = await open(slowEndpoint);
+  assert.is((await sessionsOfSlow()).sessions, 1);
+  const deleted = await fetch(slowEndpoint, {
+    method: 'DELETE',
+    headers: { 'mcp-session-id': opened.session, 'mcp-protocol-version': '2025-11-25' },
+  });
+  assert.is(deleted.status, 200);
 });
 
 test.run();

@@ -153,7 +153,7 @@ test('changes to other files in the directory are not calls', async () => {
   const manifest = join(dir, 'mcp-proxy.yaml');
   await writeFile(manifest, 'v: 1\n');
   await writeFile(join(dir, 'notes.txt'), 'a');
-  const { reads } = await watching(manifest);
+  const { reads, callsBeyond } = await watching(manifest);
 
   await writeFile(join(dir, 'notes.txt'), 'b');
   await writeFile(join(dir, 'other.yaml.tmp'), 'c');
@@ -163,19 +163,27 @@ test('changes to other files in the directory are not calls', async () => {
   await unlink(join(dir, 'notes.txt'));
   await sleep(QUIET_MS);
   assert.equal(reads, []);
+  // The watcher was watching all along: a watcher that noticed nothing at all would pass the above.
+  await writeFile(manifest, 'v: 2\n');
+  await callsBeyond(0);
+  assert.equal(reads, ['v: 2\n']);
 });
 
 test('no call after close(), not even for a change already waiting out the debounce', async () => {
   const manifest = join(await tempDir(), 'mcp-proxy.yaml');
   await writeFile(manifest, 'v: 1\n');
-  const { reads, watcher } = await watching(manifest);
+  const { reads, watcher, callsBeyond } = await watching(manifest);
 
+  // First a change it does call for: a watcher that noticed nothing at all would pass the check below.
   await writeFile(manifest, 'v: 2\n');
+  await callsBeyond(0);
+  assert.equal(reads, ['v: 2\n']);
+  await writeFile(manifest, 'v: 3\n');
   await sleep(10);
   await watcher.close();
-  await writeFile(manifest, 'v: 3\n');
+  await writeFile(manifest, 'v: 4\n');
   await sleep(QUIET_MS);
-  assert.equal(reads, []);
+  assert.equal(reads, ['v: 2\n']);
 });
 
 test('a symlinked manifest is noticed when its target is edited in another directory', async () => {
