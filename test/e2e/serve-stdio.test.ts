@@ -22,6 +22,7 @@ servers:
     command: ${JSON.stringify(echo.command)}
     args: ${list(echo.args)}
     env: { GREETING: hello }
+    timeout: 600h # longer than a Node timer can wait: counts as about 24.8 days
   conf:
     command: ${JSON.stringify(conformance.command)}
     args: ${list([...conformance.args, 'stdio'])}
@@ -31,6 +32,7 @@ servers:
     isolation: session
     maxSessions: 2
     prewarm: 1
+    timeout: 600h
   lazy:
     command: ${JSON.stringify(echo.command)}
     args: ${list(echo.args)}
@@ -199,6 +201,21 @@ test('maxSessions reached answers 503 with Retry-After and a JSON-RPC error', as
     assert.match(body.error.message, 'limit of 2 sessions');
   } finally {
     await Promise.all(opened.map(({ transport }) => transport.terminateSession().catch(() => {})));
+  }
+});
+
+test('a timeout longer than a Node timer can wait lets calls run, shared and per session', async ({
+  proxy,
+}) => {
+  // Node fires a timer set past 2^31 - 1 ms after 1 ms: before durations were capped, every call to these
+  // two servers (timeout: 600h) failed at once as timed out.
+  const shared = await open(proxy, 'echo');
+  assert.is(text(await shared.client.callTool({ name: 'sleep', arguments: { ms: 200 } })), 'slept 200');
+  const own = await open(proxy, 'per-session');
+  try {
+    assert.is(text(await own.client.callTool({ name: 'sleep', arguments: { ms: 200 } })), 'slept 200');
+  } finally {
+    await own.transport.terminateSession().catch(() => {});
   }
 });
 
