@@ -1,5 +1,5 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { suite } from 'uvu';
+import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { connect, fixtureCommand, startProxy, type RunningProxy, postToSession } from '../support/proxy.js';
 

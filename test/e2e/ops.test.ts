@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { suite } from 'uvu';
+import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { connect, fixtureCommand, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
 

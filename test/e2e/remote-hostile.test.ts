@@ -7,7 +7,7 @@ import {
   type Server as TcpServer,
   type Socket,
 } from 'node:net';
-import { suite } from 'uvu';
+import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import type { Environment } from '../../src/manifest/interpolate.js';
 import type { RemoteServerSpec } from '../../src/manifest/types.js';

@@ -5,7 +5,7 @@ import {
   type Server as TcpServer,
   type Socket,
 } from 'node:net';
-import { suite } from 'uvu';
+import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';

@@ -12,7 +12,7 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import type { RemoteServerSpec } from '../../src/manifest/types.js';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';

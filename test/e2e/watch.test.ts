@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readlink, rename, rm, symlink, unlink, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { watchManifest } from '../../src/fleet/watch.js';
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { matchApiKey } from '../../src/gateway/auth/api-keys.js';
 import { presentedCredential } from '../../src/gateway/auth/credentials.js';

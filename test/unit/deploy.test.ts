@@ -14,7 +14,7 @@ import {
   type IService,
   type IServiceAccount,
 } from 'kubernetes-models/v1';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadManifest } from '../../src/manifest/load.js';

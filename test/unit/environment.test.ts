@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { childEnvironment, WORKLOAD_IDENTITY_ENVIRONMENT } from '../../src/upstream/environment.js';
 

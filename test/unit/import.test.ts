@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
 import { importConfigs, type ImportResult } from '../../src/import/import-configs.js';

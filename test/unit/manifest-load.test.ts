@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { loadManifest, type LoadResult } from '../../src/manifest/load.js';
 import type { RemoteServerSpec, StdioServerSpec } from '../../src/manifest/types.js';

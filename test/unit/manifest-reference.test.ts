@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { manifestReference } from '../../src/manifest/reference.js';
 import { manifestSchema } from '../../src/manifest/schema.js';

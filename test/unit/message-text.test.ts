@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { framed, parsedFrom, spliceId, withId, withOwnId } from '../../src/upstream/message-text.js';

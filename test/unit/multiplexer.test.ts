@@ -1,5 +1,5 @@
 import type { InitializeResult, JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import type { SessionChannel } from '../../src/upstream/channel.js';
 import { framed, parsedFrom } from '../../src/upstream/message-text.js';

@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { planReload } from '../../src/fleet/plan.js';
 import { loadManifest } from '../../src/manifest/load.js';

@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { LONGEST_DURATION_MS, parseDuration } from '../../src/manifest/duration.js';
 import { suggest } from '../../src/manifest/suggest.js';
