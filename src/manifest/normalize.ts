@@ -3,6 +3,7 @@ import type { PathSegment } from './diagnostics.js';
 import { parseDuration } from './duration.js';
 import { error, warning, type Problem } from './problem.js';
 import { splitShellWords } from './shell-words.js';
+import { urlCredentials } from '../url-credentials.js';
 import { createHash } from 'node:crypto';
 import {
   BUILT_IN_DEFAULTS,
@@ -128,7 +129,7 @@ export function normalize(
     const path: PathSegment[] = ['servers', name];
     if (!claimName(name, path) || options.isInvalid(path)) continue;
     const spec = serverFromInput(name, server, defaults, options.baseDir);
-    problems.push(...checkIdentityScope(spec, path));
+    problems.push(...checkIdentityScope(spec, path), ...checkUrlCredentials(spec, path));
     servers.push(spec);
   }
 
@@ -143,7 +144,7 @@ export function normalize(
     const converted = serverFromAdapter(adapter, path, defaults, options.baseDir);
     problems.push(...converted.problems);
     if (!converted.spec) return;
-    problems.push(...checkIdentityScope(converted.spec, path));
+    problems.push(...checkIdentityScope(converted.spec, path), ...checkUrlCredentials(converted.spec, path));
     servers.push(converted.spec);
   });
 
@@ -260,6 +261,19 @@ function checkIdentityScope(spec: ServerSpec, path: PathSegment[]): Problem[] {
       `uses workload identity with a remote server but names no token scope (such as api://<app-id>/.default); ${where}`,
     ),
   ];
+}
+
+/** A user or password in the URL that is not valid percent-encoding could never be sent. */
+function checkUrlCredentials(spec: ServerSpec, path: PathSegment[]): Problem[] {
+  if (spec.kind !== 'remote') return [];
+  try {
+    urlCredentials(new URL(spec.url));
+    return [];
+  } catch {
+    const where =
+      spec.origin === 'adapters' ? [...path, 'environmentVariables', 'MCP_PROXY_URL'] : [...path, 'url'];
+    return [error(where, 'has a user or password that is not valid percent-encoding (such as %FF)')];
+  }
 }
 
 function authFromInput(input: AuthInput): AuthConfig {

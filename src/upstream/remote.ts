@@ -17,6 +17,7 @@ import { answerError, Exchange, HOP_BY_HOP, type ExchangeContext } from './http1
 import { ErrorCode } from './jsonrpc.js';
 import { RequestIdPeek } from './request-id-peek.js';
 import type { Upstream, UpstreamState } from './types.js';
+import { urlCredentials } from '../url-credentials.js';
 
 const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
 
@@ -148,8 +149,8 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
   /** What every request gets on top of the client's: the upstream's Host, configured headers, the proxy's. */
   const addedHeaders: OutgoingHttpHeaders = { host: url.host };
   // Credentials in the URL are sent as Basic authorization, unless a configured Authorization says otherwise.
-  if (url.username !== '' || url.password !== '') {
-    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  const credentials = urlCredentials(url);
+  if (credentials !== undefined) {
     addedHeaders.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
   }
   const ignoredHeaders: string[] = [];

@@ -70,6 +70,25 @@ test('MCP_PROXY_URL makes a remote server, single-label hosts included', () => {
   assert.is(internal!.url, 'https://internal-mcp-server/mcp');
 });
 
+test('a URL whose user or password is not valid percent-encoding is an error, in servers and adapters', () => {
+  // The URL parser takes %FF; decoding it for Basic authorization throws, and did so in a running proxy.
+  const result = load(`
+servers:
+  bad: { url: 'https://user:%FF@host/mcp' }
+  fine: { url: 'https://user:p%40ss@host/mcp' }
+adapters:
+  - name: q
+    environmentVariables: { MCP_PROXY_URL: 'https://%E0%A4@host/mcp' }
+`);
+  assert.equal(
+    result.diagnostics.map((d) => `${d.path}: ${d.message}`),
+    [
+      'servers.bad.url: has a user or password that is not valid percent-encoding (such as %FF)',
+      'adapters[0].environmentVariables.MCP_PROXY_URL: has a user or password that is not valid percent-encoding (such as %FF)',
+    ],
+  );
+});
+
 test('gateway-only fields are accepted and reported as ignored, with their positions', () => {
   const result = load(`{"adapters": [${seed('azure-remote')}]}`);
   const ignored = result.diagnostics
