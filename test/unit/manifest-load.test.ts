@@ -89,6 +89,16 @@ adapters:
   );
 });
 
+test('limits.maxBodyBytes stops at 256 MiB: a larger body could not be decoded to text', () => {
+  // With 1 GiB allowed, a 540 MiB POST to a stdio server threw ERR_STRING_TOO_LONG and the process died.
+  valid('limits: { maxBodyBytes: 268435456 }\nservers: {}\n');
+  const result = load('limits: { maxBodyBytes: 268435457 }\nservers: {}\n');
+  assert.equal(
+    result.diagnostics.filter((d) => d.severity === 'error').map((d) => d.path),
+    ['limits.maxBodyBytes'],
+  );
+});
+
 test('gateway-only fields are accepted and reported as ignored, with their positions', () => {
   const result = load(`{"adapters": [${seed('azure-remote')}]}`);
   const ignored = result.diagnostics
