@@ -4,7 +4,18 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, type RunningProxy, postInitialize } from '../support/proxy.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  connect,
+  fixtureCommand,
+  postToSession,
+  startHttpFixture,
+  startProxy,
+  type HttpFixture,
+  type RunningProxy,
+  postInitialize,
+} from '../support/proxy.js';
 
 // Access control with real keys and real tokens: a JWKS and an OpenID discovery document served on
 // loopback, keys made with jose, the real proxy process, SDK clients.
@@ -16,6 +27,8 @@ const AUDIENCE = 'api://mcp-proxy-test';
 
 interface Context {
   proxy: RunningProxy;
+  /** The upstream of the remote server `gamma`. */
+  upstream: HttpFixture;
   idp: Server;
   issuer: string;
   signing: CryptoKey;
@@ -41,6 +54,7 @@ test.before(async (ctx) => {
   await new Promise<void>((r) => ctx.idp.listen(0, '127.0.0.1', r));
   ctx.issuer = `http://127.0.0.1:${(ctx.idp.address() as AddressInfo).port}`;
   const allDigest = createHash('sha256').update(ALL_KEY).digest('hex');
+  ctx.upstream = await startHttpFixture();
   ctx.proxy = await startProxy(
     `
 auth:
@@ -55,6 +69,7 @@ servers:
     command: ${JSON.stringify(echo.command)}
     args: ${JSON.stringify(echo.args)}
     requiredRoles: [beta.user]
+  gamma: { url: "${ctx.upstream.url}" }
 `,
     { env: { ALPHA_KEY } },
   );
@@ -62,6 +77,7 @@ servers:
 
 test.after(async (ctx) => {
   await ctx.proxy?.stop();
+  await ctx.upstream?.stop();
   ctx.idp?.closeAllConnections();
   await new Promise((r) => ctx.idp?.close(r));
 });
@@ -168,6 +184,32 @@ test("another principal's session id is answered 404", async (ctx) => {
     assert.ok(tools.tools.length > 0);
   } finally {
     await mine.client.close();
+  }
+});
+
+test('a remote session whose owner the proxy does not know is answered 404, not passed on', async (ctx) => {
+  // Opened at the remote server directly, as one the proxy forgot would be (unused past idleTimeout, or
+  // opened before a restart): the upstream still holds it, and its id must not give it to anyone.
+  const direct = new Client({ name: 'direct', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(ctx.upstream.url));
+  await direct.connect(transport);
+  try {
+    const r = await postToSession(
+      { endpoint: `${ctx.proxy.url}/servers/gamma/mcp`, session: transport.sessionId! },
+      JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      { 'x-api-key': ALL_KEY },
+    );
+    assert.is(r.status, 404);
+    await r.text();
+    // Its owner, through the proxy, uses a session of its own as ever.
+    const mine = await connect(ctx.proxy.url, 'gamma', undefined, {}, { 'x-api-key': ALL_KEY });
+    try {
+      assert.ok((await mine.client.listTools()).tools.length > 0);
+    } finally {
+      await mine.client.close();
+    }
+  } finally {
+    await direct.close();
   }
 });
 

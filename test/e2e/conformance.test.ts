@@ -1,11 +1,17 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { fromRoot } from '../support/paths.js';
-import { fixtureCommand, startProxy, stopProcess, type RunningProxy } from '../support/proxy.js';
+import {
+  fixtureCommand,
+  startHttpFixture,
+  startProxy,
+  type HttpFixture,
+  type RunningProxy,
+} from '../support/proxy.js';
 
 // The MCP conformance suite (server scenarios) must pass through the proxy as it passes directly against
 // the same upstream: for a stdio upstream in each isolation mode, and for a remote one.
@@ -56,10 +62,7 @@ async function conformance(url: string): Promise<{ code: number; results: Result
   }
 }
 
-const test = suite<{
-  direct: { url: string; stop(): Promise<unknown> };
-  proxy: RunningProxy;
-}>('conformance', {} as never);
+const test = suite<{ direct: HttpFixture; proxy: RunningProxy }>('conformance', {} as never);
 
 /** The run straight against the fixture, made by whichever test needs it first; none relies on another. */
 let baseline: ReturnType<typeof conformance> | undefined;
@@ -71,29 +74,7 @@ test.before(async (ctx) => {
     assert.is(install.code, 0, `installing the conformance runner failed:\n${install.output}`);
   }
   const fixture = fixtureCommand('conformance');
-  const direct = spawn(fixture.command, [...fixture.args, 'http', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  // Registered at once, so that `after` stops it even if it never says where it listens.
-  ctx.direct = { url: '', stop: () => stopProcess(direct) };
-  const port = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the conformance fixture did not start')), 10_000);
-    // Accumulated, and read only once the line is whole: it may come split across chunks.
-    let stdout = '';
-    direct.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-      const match = /listening (\d+)\n/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    direct.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the conformance fixture exited with ${code} before listening`));
-    });
-  });
-  ctx.direct.url = `http://127.0.0.1:${port}/mcp`;
+  ctx.direct = await startHttpFixture();
   ctx.proxy = await startProxy(`
 servers:
   shared: { command: ${JSON.stringify(fixture.command)}, args: ${JSON.stringify([...fixture.args, 'stdio'])} }

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import {
   createServer,
   request,
@@ -17,8 +16,7 @@ import * as assert from 'uvu/assert';
 import type { RemoteServerSpec } from '../../src/manifest/types.js';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
-import { fromRoot } from '../support/paths.js';
-import { stopProcess, waitFor, within } from '../support/proxy.js';
+import { startHttpFixture, waitFor, within, type HttpFixture } from '../support/proxy.js';
 import { remoteSpec } from '../support/remote.js';
 
 /** Upper bound on every wait here; each should be over within milliseconds. */
@@ -127,29 +125,8 @@ const closed = (emitter: IncomingMessage | ServerResponse) =>
 // ---------------------------------------------------------------------------------------------------------
 // A real MCP upstream: the conformance fixture as its own process, over HTTP.
 
-let fixture: ChildProcess | undefined;
+let fixture: HttpFixture | undefined;
 let conformance: Proxied;
-
-async function startFixture(): Promise<number> {
-  const child = spawn(
-    process.execPath,
-    [fromRoot('dist/test/fixtures/servers/conformance.js'), 'http', '0'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  fixture = child;
-  let stdout = '';
-  const port = new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /listening (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`conformance fixture exited with ${code}`)));
-  });
-  return within(port, 'the conformance fixture to listen');
-}
 
 async function connect(
   setup?: (client: Client) => void,
@@ -271,8 +248,8 @@ const rawUrl = (path: string) => `http://127.0.0.1:${portOf(raw)}${path}`;
 
 test.before(async () => {
   raw = await listen((req, res) => void rawUpstream(req, res));
-  const port = await startFixture();
-  conformance = await proxy(remoteSpec('conformance', `http://127.0.0.1:${port}/mcp`));
+  fixture = await startHttpFixture();
+  conformance = await proxy(remoteSpec('conformance', fixture.url));
 });
 
 test.before.each(() => {
@@ -289,7 +266,7 @@ test.after(async () => {
   );
   for (const { server } of proxies) await close(server);
   await close(raw);
-  if (fixture) await stopProcess(fixture);
+  await fixture?.stop();
   for (const result of stopped) if (result.status === 'rejected') throw result.reason;
 });
 

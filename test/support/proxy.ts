@@ -24,6 +24,46 @@ export const fixtureCommand = (name: string) => ({
   args: [fromRoot('dist', 'test', 'fixtures', 'servers', `${name}.js`)],
 });
 
+/** A fixture serving Streamable HTTP on 127.0.0.1 in a process of its own: an upstream for remote servers. */
+export interface HttpFixture {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts the conformance fixture over HTTP on a free port; resolves once it says where it listens. A
+ * fixture that exits first, or says nothing in 10 s, is stopped and the promise rejects.
+ */
+export async function startHttpFixture(): Promise<HttpFixture> {
+  const fixture = fixtureCommand('conformance');
+  const child = spawn(fixture.command, [...fixture.args, 'http', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = new Promise<string>((resolve, reject) => {
+    // Accumulated, and read only once the line is whole: it may come split across chunks.
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk;
+      const match = /listening (\d+)\n/.exec(stdout);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`the conformance fixture exited with ${code} before listening`)),
+    );
+  });
+  try {
+    return {
+      url: `http://127.0.0.1:${await within(port, 'the conformance fixture to listen')}/mcp`,
+      child,
+      stop: () => stopProcess(child),
+    };
+  } catch (error) {
+    await stopProcess(child);
+    throw error;
+  }
+}
+
 /**
  * Starts the real proxy (the built CLI) as a child process on a free port, with a manifest written to a
  * temp dir (or none: `undefined` starts it without -c, for single-server mode, in that temp dir; or the

@@ -66,7 +66,7 @@ test('a session belongs to the principal that opened it, on its server', () => {
   assert.ok(owners.mayUse('s1', 'alpha', 'key:a'));
   assert.not.ok(owners.mayUse('s1', 'alpha', 'key:b'));
   assert.not.ok(owners.mayUse('s1', 'beta', 'key:a'));
-  assert.ok(owners.mayUse('unknown', 'alpha', 'key:b'), 'unknown sessions are the upstream to refuse');
+  assert.not.ok(owners.mayUse('unknown', 'alpha', 'key:b'), "a session with no known owner is no one's");
   owners.prune((server, id) => !(server === 'alpha' && id === 's1'));
   assert.is(owners.size, 0);
 });

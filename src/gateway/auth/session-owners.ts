@@ -11,10 +11,15 @@ export class SessionOwners {
     this.owners.set(sessionId, { server, principal });
   }
 
-  /** False when the session belongs to someone else. Unknown sessions are the upstream's to refuse. */
+  /**
+   * Only the principal that opened the session, on its server. A session whose owner is not known is
+   * refused too: a remote server may still hold one the proxy forgot (unused past idleTimeout, opened
+   * before a restart or before access control), and letting anyone use it would hand it to whoever has its
+   * id. Its client gets 404 and initializes again, as the transport specifies.
+   */
   mayUse(sessionId: string, server: string, principal: string): boolean {
     const owner = this.owners.get(sessionId);
-    return owner === undefined || (owner.server === server && owner.principal === principal);
+    return owner !== undefined && owner.server === server && owner.principal === principal;
   }
 
   forget(sessionId: string): void {
