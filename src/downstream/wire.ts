@@ -28,7 +28,11 @@ export const refusal = (status: number, code: number, message: string): Refusal 
   message,
 });
 
-/** How long a client turned away at a server's `maxSessions` is asked to wait (Retry-After, seconds). */
+/** A POST without a session id: the only request that can open a session (an initialize). */
+export const opensSession = (req: { method?: string; headers: IncomingHttpHeaders }): boolean =>
+  req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
+
+/** How long a client turned away at a session limit is asked to wait (Retry-After, seconds). */
 export const SESSION_LIMIT_RETRY_AFTER_S = 5;
 
 /** An initialize past a server's `maxSessions`, stdio or remote alike. */

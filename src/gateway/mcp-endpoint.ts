@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Limits } from '../manifest/types.js';
+import { opensSession, SESSION_LIMIT_RETRY_AFTER_S } from '../downstream/wire.js';
 import { ErrorCode } from '../upstream/jsonrpc.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
 import { headerText } from './headers.js';
@@ -31,6 +32,11 @@ export function mcpEndpoint(
   options: McpEndpointOptions,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { fleet, settings, aliasAtRoot, failed } = options;
+  /**
+   * Requests that may open a session, let through and not answered yet. They count against
+   * `limits.maxSessions` with the sessions open, or initializes arriving together would all pass.
+   */
+  let opening = 0;
 
   async function serve(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const refused = originDenial(headerText(req.headers, 'origin'), settings.allowedOrigins);
@@ -40,8 +46,14 @@ export function mcpEndpoint(
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
     const denied =
       (await settings.access.guard(req, res, name, upstream?.spec, sessionId)) ??
-      (upstream ? limitDenial(req, settings.limits, fleet, sessionId) : unknownServer(name));
+      (upstream
+        ? limitDenial(req, settings.limits, () => fleet.sessionCount() + opening)
+        : unknownServer(name));
     if (denied) return writeDenial(res, denied);
+    if (opensSession(req)) {
+      opening++;
+      res.once('close', () => opening--);
+    }
     await upstream!.handle(req, res);
   }
 
@@ -103,26 +115,24 @@ function mcpServerOf(path: string, aliasAtRoot: string | undefined): string | un
 /**
  * Limits checked before a request reaches its server: a declared body over `maxBodyBytes` (413; a body
  * without Content-Length is counted as it is read, by the server's endpoint), and the total session cap
- * across servers for a request that would open a session (503 with Retry-After).
+ * across servers for a request that would open a session (503 with Retry-After). `sessions`: those open
+ * and those being opened, asked only of a request that would open one.
  */
 function limitDenial(
   req: { method?: string; headers: IncomingHttpHeaders },
   limits: Limits,
-  fleet: Fleet,
-  sessionId: string | undefined,
+  sessions: () => number,
 ): Denial | undefined {
   if (Number(req.headers['content-length']) > limits.maxBodyBytes) {
     return denial(413, ErrorCode.InvalidRequest, `request body exceeds ${limits.maxBodyBytes} bytes`);
   }
-  if (req.method === 'POST' && sessionId === undefined && limits.maxSessions !== undefined) {
-    if (fleet.sessionCount() >= limits.maxSessions) {
-      return denial(
-        503,
-        ErrorCode.UpstreamUnavailable,
-        `the proxy has reached its limit of ${limits.maxSessions} sessions; retry later`,
-        { 'Retry-After': '5' },
-      );
-    }
+  if (opensSession(req) && limits.maxSessions !== undefined && sessions() >= limits.maxSessions) {
+    return denial(
+      503,
+      ErrorCode.UpstreamUnavailable,
+      `the proxy has reached its limit of ${limits.maxSessions} sessions; retry later`,
+      { 'Retry-After': String(SESSION_LIMIT_RETRY_AFTER_S) },
+    );
   }
   return undefined;
 }

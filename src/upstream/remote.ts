@@ -6,7 +6,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import { SESSION_LIMIT_RETRY_AFTER_S, sessionLimitReached } from '../downstream/wire.js';
+import { opensSession, SESSION_LIMIT_RETRY_AFTER_S, sessionLimitReached } from '../downstream/wire.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Environment } from '../manifest/interpolate.js';
 import type { RemoteServerSpec } from '../manifest/types.js';
@@ -68,10 +68,6 @@ function invalidHeader(headers: OutgoingHttpHeaders): string | undefined {
   }
   return undefined;
 }
-
-/** A POST without a session id: the session the upstream hands out in answer is a new one. */
-const opensSession = (req: IncomingMessage): boolean =>
-  req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
 
 /**
  * The remote server's sessions, counted from outside (best effort). A session id handed out in answer to a

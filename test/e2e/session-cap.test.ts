@@ -25,6 +25,10 @@ servers:
   b:
     command: ${JSON.stringify(echo.command)}
     args: ${JSON.stringify(echo.args)}
+  lazy:
+    command: ${JSON.stringify(echo.command)}
+    args: ${JSON.stringify(echo.args)}
+    startup: lazy
 `;
 
 const test = suite<{ proxy: RunningProxy }>('session cap', {} as { proxy: RunningProxy });
@@ -76,6 +80,18 @@ test('sessions on every server count: at the cap, an initialize answers 503 with
 
   await onB.transport.terminateSession();
   assert.is((await initializeStatus(proxy, 'b')).status, 200, 'a closed session frees its place');
+});
+
+test('initializes arriving together are counted while they are answered: no more than the cap get in', async ({
+  proxy,
+}) => {
+  // On a lazy server the first initialize waits for the child to start: all six are in flight at once.
+  const statuses = await Promise.all(Array.from({ length: 6 }, () => initializeStatus(proxy, 'lazy')));
+  assert.equal(
+    statuses.map((r) => r.status).sort(),
+    [200, 200, 503, 503, 503, 503],
+    'two sessions, the cap, and four refusals',
+  );
 });
 
 test('sessions held by a version draining after a reload still count', async ({ proxy }) => {
