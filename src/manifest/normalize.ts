@@ -129,7 +129,7 @@ export function normalize(
     const path: PathSegment[] = ['servers', name];
     if (!claimName(name, path) || options.isInvalid(path)) continue;
     const spec = serverFromInput(name, server, defaults, options.baseDir);
-    problems.push(...checkIdentityScope(spec, path), ...checkUrlCredentials(spec, path));
+    problems.push(...checkIdentityScope(spec, path), ...checkServerUrl(spec, path));
     servers.push(spec);
   }
 
@@ -144,7 +144,7 @@ export function normalize(
     const converted = serverFromAdapter(adapter, path, defaults, options.baseDir);
     problems.push(...converted.problems);
     if (!converted.spec) return;
-    problems.push(...checkIdentityScope(converted.spec, path), ...checkUrlCredentials(converted.spec, path));
+    problems.push(...checkIdentityScope(converted.spec, path), ...checkServerUrl(converted.spec, path));
     servers.push(converted.spec);
   });
 
@@ -158,6 +158,7 @@ export function normalize(
   const listen = options.isInvalid(['listen']) ? {} : { ...input.listen };
   const auth = options.isInvalid(['auth']) || !input.auth ? undefined : authFromInput(input.auth);
   if (auth) problems.push(...checkAuthNames(input.auth!, auth, declaredAt));
+  if (auth && input.auth!.jwt) problems.push(...checkJwtUrls(input.auth!.jwt));
   if (!auth?.jwt) problems.push(...rolesWithoutJwt(servers, declaredAt));
   const limits = options.isInvalid(['limits']) ? DEFAULT_LIMITS : limitsFromInput(input.limits ?? {});
   const allowedOrigins = options.isInvalid(['allowedOrigins']) ? [] : (input.allowedOrigins ?? []);
@@ -263,17 +264,39 @@ function checkIdentityScope(spec: ServerSpec, path: PathSegment[]): Problem[] {
   ];
 }
 
-/** A user or password in the URL that is not valid percent-encoding could never be sent. */
-function checkUrlCredentials(spec: ServerSpec, path: PathSegment[]): Problem[] {
-  if (spec.kind !== 'remote') return [];
+/**
+ * What makes a URL the schema accepted unusable: the schema checks RFC 3986, which takes a port past
+ * 65535 and a user or password that is not valid percent-encoding; Node's URL parser and the decoding
+ * for Basic authorization do not, and would throw once the URL is used.
+ */
+function unusableUrl(text: string): string | undefined {
+  let url: URL;
   try {
-    urlCredentials(new URL(spec.url));
-    return [];
+    url = new URL(text);
   } catch {
-    const where =
-      spec.origin === 'adapters' ? [...path, 'environmentVariables', 'MCP_PROXY_URL'] : [...path, 'url'];
-    return [error(where, 'has a user or password that is not valid percent-encoding (such as %FF)')];
+    return 'is not a URL that can be used (a port past 65535, say)';
   }
+  try {
+    urlCredentials(url);
+  } catch {
+    return 'has a user or password that is not valid percent-encoding (such as %FF)';
+  }
+  return undefined;
+}
+
+function checkServerUrl(spec: ServerSpec, path: PathSegment[]): Problem[] {
+  const problem = spec.kind === 'remote' ? unusableUrl(spec.url) : undefined;
+  if (problem === undefined) return [];
+  const at =
+    spec.origin === 'adapters' ? [...path, 'environmentVariables', 'MCP_PROXY_URL'] : [...path, 'url'];
+  return [error(at, problem)];
+}
+
+function checkJwtUrls(jwt: NonNullable<AuthInput['jwt']>): Problem[] {
+  return (['issuer', 'jwksUri'] as const).flatMap((field) => {
+    const problem = jwt[field] === undefined ? undefined : unusableUrl(jwt[field]);
+    return problem === undefined ? [] : [error(['auth', 'jwt', field], problem)];
+  });
 }
 
 function authFromInput(input: AuthInput): AuthConfig {

@@ -89,6 +89,21 @@ adapters:
   );
 });
 
+test('a URL the schema takes but Node cannot use (a port past 65535) is an error, servers and jwt alike', () => {
+  // RFC 3986 allows any port digits; new URL() throws, and did so in a running proxy on reload.
+  const result = load(`
+auth:
+  jwt: { issuer: 'https://login.example:70000/', audience: x, jwksUri: 'https://keys.example:99999/' }
+servers:
+  bad: { url: 'https://host:99999/mcp' }
+`);
+  const because = 'is not a URL that can be used (a port past 65535, say)';
+  assert.equal(
+    result.diagnostics.map((d) => `${d.path}: ${d.message}`),
+    [`servers.bad.url: ${because}`, `auth.jwt.issuer: ${because}`, `auth.jwt.jwksUri: ${because}`],
+  );
+});
+
 test('limits.maxBodyBytes stops at 256 MiB: a larger body could not be decoded to text', () => {
   // With 1 GiB allowed, a 540 MiB POST to a stdio server threw ERR_STRING_TOO_LONG and the process died.
   valid('limits: { maxBodyBytes: 268435456 }\nservers: {}\n');
