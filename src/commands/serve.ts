@@ -50,10 +50,10 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   if (typeof source === 'number') return source;
   const { manifest } = source;
 
-  const host = options.host ?? env.HOST ?? manifest.listen.host ?? DEFAULT_HOST;
-  const portText = options.port ?? env.PORT;
-  const port = portText !== undefined ? Number(portText) : (manifest.listen.port ?? DEFAULT_PORT);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  const host = given(options.host) ?? given(env.HOST) ?? manifest.listen.host ?? DEFAULT_HOST;
+  const portText = given(options.port) ?? given(env.PORT);
+  const port = portText === undefined ? (manifest.listen.port ?? DEFAULT_PORT) : portNumber(portText);
+  if (port === undefined) {
     err(`mcp-proxy: port must be a whole number from 0 to 65535, not "${portText}"`);
     return 2;
   }
@@ -65,9 +65,6 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   );
   settings.apply(manifest);
   const fleet: Fleet = new Fleet({ log, env, maxBodyBytes: (): number => settings.limits.maxBodyBytes });
-  const boot = await fleet.apply(manifest.servers);
-  for (const error of boot.errors) log.error('server-start-failed', { error });
-
   const inFlight = new InFlight();
   const metrics = new Metrics(
     () => fleet.list(),
@@ -83,15 +80,70 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   });
   // Node checks header and request timeouts on this interval (30 s by default): a slow client would
   // otherwise hold its connection far beyond `headersTimeout`.
-  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, gateway).listen({
-    host,
-    port,
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, gateway);
+
+  let watcher: ManifestWatcher | undefined;
+  let reloader: Reloader | undefined;
+  if (source.file !== undefined) {
+    reloader = new Reloader(source.file, fleet, env, log, manifest.listen);
+    reloader.started(source.text!);
+    reloader.onreport = (report) => metrics.reloaded(report.result);
+    reloader.onmanifest = (next) => {
+      settings.apply(next);
+      applyServerTimeouts(server, next.limits);
+    };
+    if (options.watch) {
+      // An edit while the fleet starts is applied after it: the fleet runs changes one after another.
+      watcher = await watchManifest(source.file, () => void reloader!.reload(), {
+        onError: (error) => log.error('watch-failed', { error: error.message, note: 'SIGHUP still reloads' }),
+      });
+    }
+  }
+
+  /** Stops what runs, in order: no new connections, no reloads, answers being written finish, the fleet. */
+  const shutdown = async (): Promise<void> => {
+    server.close();
+    await watcher?.close();
+    await inFlight.idle(SHUTDOWN_GRACE_MS);
+    await fleet.stop(); // closes sessions (and their streams), stops every child group, starting ones too
+    server.closeAllConnections();
+  };
+  // Handled from before the first child starts: booting may wait minutes for eager servers to initialize,
+  // and a signal's default action would end the proxy then and leave their process groups running.
+  let stopping = false;
+  const stopped = new Promise<number>((done) => {
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second signal means now: the exit handler still takes every child group down.
+        log.warn('forced-exit', { signal });
+        process.exit(1);
+      }
+      stopping = true;
+      log.info('shutting-down', { signal });
+      void shutdown().then(() => done(0));
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
+  process.on('SIGHUP', () => {
+    if (stopping) log.warn('reload-ignored', { note: 'shutting down' });
+    else if (reloader) void reloader.reload(true);
+    else log.warn('reload-ignored', { note: 'single-server mode has no manifest to reload' });
+  });
+
+  const boot = await fleet.apply(manifest.servers).catch(async (error: unknown) => {
+    await shutdown(); // the watcher would keep the process from ever exiting
+    throw error;
+  });
+  if (stopping) return stopped;
+  for (const error of boot.errors) log.error('server-start-failed', { error });
+
+  server.listen({ host, port });
   try {
     await once(server, 'listening');
   } catch (error) {
     err(`mcp-proxy: cannot listen on ${host}:${port}: ${(error as Error).message}`);
-    await fleet.stop();
+    await shutdown();
     return 2;
   }
   const address = server.address();
@@ -105,59 +157,26 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       `mcp-proxy: WARNING: ${warning}. Declare auth: in the manifest, or put access control in front of the proxy.`,
     );
   }
-
-  let watcher: ManifestWatcher | undefined;
-  let reloader: Reloader | undefined;
-  if (source.file !== undefined) {
-    reloader = new Reloader(source.file, fleet, env, log, manifest.listen);
-    reloader.started(source.text!);
-    reloader.onreport = (report) => metrics.reloaded(report.result);
-    reloader.onmanifest = (next) => {
-      settings.apply(next);
-      applyServerTimeouts(server, next.limits);
-    };
-    if (options.watch) {
-      watcher = await watchManifest(source.file, () => void reloader!.reload(), {
-        onError: (error) => log.error('watch-failed', { error: error.message, note: 'SIGHUP still reloads' }),
-      });
-      // An edit between reading the manifest and watching it would otherwise go unseen; unchanged text
-      // makes this a no-op.
-      void reloader.reload();
-    }
-  }
-  const onHangup = () => {
-    if (reloader) void reloader.reload(true);
-    else log.warn('reload-ignored', { note: 'single-server mode has no manifest to reload' });
-  };
-  process.on('SIGHUP', onHangup);
+  // An edit between reading the manifest and watching it would otherwise go unseen; unchanged text makes
+  // this a no-op.
+  if (watcher) void reloader!.reload();
 
   const enabled = manifest.servers.filter((s) => !s.disabled).length;
   log.info('listening', { host, port: bound, servers: enabled, watching: watcher !== undefined });
   process.stdout.write(`mcp-proxy listening on http://${host}:${bound} (${enabled} servers)\n`);
+  return stopped;
+}
 
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        // A second signal means now: the exit handler still takes every child group down.
-        log.warn('forced-exit', { signal });
-        process.exit(1);
-      }
-      stopping = true;
-      log.info('shutting-down', { signal });
-      process.off('SIGHUP', onHangup);
-      server.close(); // stop accepting new connections
-      void (async () => {
-        await watcher?.close();
-        await inFlight.idle(SHUTDOWN_GRACE_MS); // let answers being written finish
-        await fleet.stop(); // closes sessions (and their streams), stops every child group
-        server.closeAllConnections();
-        done(0);
-      })();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+/** A setting given empty (`PORT=` in a container's environment) is not given: '' would bind every interface. */
+function given(value: string | undefined): string | undefined {
+  return value === '' ? undefined : value;
+}
+
+/** The port `text` names in decimal digits, if it is one: Number() would also take ' 80', '0x50' and '8e1'. */
+function portNumber(text: string): number | undefined {
+  if (!/^\d+$/.test(text)) return undefined;
+  const port = Number(text);
+  return port <= 65535 ? port : undefined;
 }
 
 /** Bounds against slow clients (slowloris): headers, and the whole request, must arrive in time. */

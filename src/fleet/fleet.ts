@@ -1,7 +1,8 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import type { ServerSpec } from '../manifest/types.js';
 import type { UpstreamDeps } from '../upstream/types.js';
-import type { Upstream, UpstreamStatus } from '../upstream/types.js';
+import type { StartVerdict, Upstream, UpstreamStatus } from '../upstream/types.js';
 import { createUpstream } from './create-upstream.js';
 import { planReload, type PlanStep, type ReloadAction } from './plan.js';
 
@@ -24,11 +25,17 @@ export interface ReloadReport {
 interface Entry {
   spec: ServerSpec;
   /** Absent while disabled. */
-  upstream?: Upstream;
+  upstream?: CountedUpstream;
   reloadError?: string;
 }
 
-/** How often a draining version is checked for sessions left. */
+/** A new version and the verdict of its start. */
+interface Started {
+  upstream: CountedUpstream;
+  verdict: StartVerdict;
+}
+
+/** How often a draining version is checked for sessions and requests left. */
 const DRAIN_POLL_MS = 250;
 
 /**
@@ -40,8 +47,10 @@ const DRAIN_POLL_MS = 250;
  */
 export class Fleet {
   private entries = new Map<string, Entry>();
-  /** Old versions still holding sessions, by server name. */
-  private readonly draining = new Map<string, Set<Upstream>>();
+  /** Old versions still holding sessions or answering requests, by server name. */
+  private readonly draining = new Map<string, Set<CountedUpstream>>();
+  /** New versions of the reload under way, until it swaps them in: stop() must reach them too. */
+  private readonly starting = new Set<CountedUpstream>();
   private readonly drainTimers = new Set<NodeJS.Timeout>();
   private queue: Promise<unknown> = Promise.resolve();
   private lastReload?: ReloadReport;
@@ -121,17 +130,20 @@ export class Fleet {
     return this.allVersions().reduce((open, upstream) => open + upstream.sessionCount(), 0);
   }
 
-  /** Stops every version, current and draining. A reload under way is abandoned; later ones do nothing. */
+  /**
+   * Stops every version: current, draining, and those a reload is starting (an eager child may take
+   * minutes to initialize). A reload under way is abandoned; later ones do nothing.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.drainTimers) clearTimeout(timer);
-    const all = this.allVersions();
+    const all = [...this.allVersions(), ...this.starting];
     this.draining.clear();
     await Promise.all(all.map((u) => u.stop()));
   }
 
   /** Every running version: each server's current one and those still draining. */
-  private allVersions(): Upstream[] {
+  private allVersions(): CountedUpstream[] {
     const all = [...this.entries.values()].flatMap((e) => (e.upstream ? [e.upstream] : []));
     for (const set of this.draining.values()) all.push(...set);
     return all;
@@ -154,22 +166,23 @@ export class Fleet {
     const steps = planReload(current, servers, failed);
 
     // Start every new version at once, beside what runs now; nothing is swapped before all have answered.
-    const started = new Map<
-      string,
-      { upstream: Upstream; verdict: Awaited<ReturnType<Upstream['start']>> }
-    >();
-    await Promise.all(
+    const started = new Map<string, Started>();
+    const starts = await Promise.allSettled(
       steps
         .filter((s) => s.action === 'add' || s.action === 'restart')
         .map(async (s) => {
-          const upstream = createUpstream(s.spec!, this.deps);
+          const upstream = new CountedUpstream(createUpstream(s.spec!, this.deps));
+          this.starting.add(upstream);
           started.set(s.name, { upstream, verdict: await upstream.start() });
         }),
     );
-
-    if (this.stopped) {
-      // Shutdown began while the new versions were starting: they never get served.
+    this.starting.clear();
+    const thrown = starts.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (this.stopped || thrown) {
+      // Shutdown began while the new versions were starting, or one could not even be made: none is
+      // served, and the reload changes nothing.
       await Promise.all([...started.values()].map((s) => s.upstream.stop()));
+      if (thrown) throw thrown.reason;
       return report;
     }
 
@@ -196,7 +209,7 @@ export class Fleet {
   private applyStep(
     step: PlanStep,
     next: Map<string, Entry>,
-    started: Map<string, { upstream: Upstream; verdict: Awaited<ReturnType<Upstream['start']>> }>,
+    started: Map<string, Started>,
     report: ReloadReport,
   ): void {
     const old = this.entries.get(step.name);
@@ -232,15 +245,18 @@ export class Fleet {
     }
   }
 
-  /** Keeps an old version for the sessions it holds, until they end or `timeoutMs` passes, then stops it. */
-  private drain(name: string, upstream: Upstream, timeoutMs: number): void {
+  /**
+   * Keeps an old version for the sessions it holds and the requests it is answering, until they end or
+   * `timeoutMs` passes, then stops it.
+   */
+  private drain(name: string, upstream: CountedUpstream, timeoutMs: number): void {
     const set = this.draining.get(name) ?? new Set();
     set.add(upstream);
     this.draining.set(name, set);
     const deadline = Date.now() + timeoutMs;
     const check = () => {
       this.drainTimers.delete(timer);
-      if (upstream.sessionCount() > 0 && Date.now() < deadline && !this.stopped) {
+      if (upstream.busy && Date.now() < deadline && !this.stopped) {
         timer = setTimeout(check, DRAIN_POLL_MS);
         this.drainTimers.add(timer);
         return;
@@ -251,5 +267,58 @@ export class Fleet {
     };
     let timer = setTimeout(check, 0);
     this.drainTimers.add(timer);
+  }
+}
+
+/**
+ * An upstream as the fleet holds it, counting the requests it is answering. A request routed to a version
+ * just before a reload swapped in the next one (an initialize whose body is still arriving, say) has no
+ * session there yet: a drain that looked at sessions alone would stop the version under it.
+ */
+class CountedUpstream implements Upstream {
+  private answering = 0;
+
+  constructor(private readonly upstream: Upstream) {}
+
+  get spec(): ServerSpec {
+    return this.upstream.spec;
+  }
+
+  /** Whether stopping it now would cut someone off: it holds sessions, or is answering requests. */
+  get busy(): boolean {
+    return this.answering > 0 || this.upstream.sessionCount() > 0;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.answering++;
+    try {
+      await this.upstream.handle(req, res);
+    } finally {
+      this.answering--;
+    }
+  }
+
+  start(): Promise<StartVerdict> {
+    return this.upstream.start();
+  }
+
+  owns(sessionId: string): boolean {
+    return this.upstream.owns(sessionId);
+  }
+
+  update(spec: ServerSpec): void {
+    this.upstream.update(spec);
+  }
+
+  stop(): Promise<void> {
+    return this.upstream.stop();
+  }
+
+  sessionCount(): number {
+    return this.upstream.sessionCount();
+  }
+
+  status(): UpstreamStatus {
+    return this.upstream.status();
   }
 }

@@ -33,7 +33,19 @@ export class Reloader {
     this.lastText = text;
   }
 
+  /**
+   * Reads the manifest and applies it. Never rejects: a watcher, a signal or boot starts it with no one to
+   * catch, so whatever a reload meets is reported as a failed one and the proxy keeps serving.
+   */
   async reload(force = false): Promise<ReloadReport | undefined> {
+    try {
+      return await this.reloadNow(force);
+    } catch (error) {
+      return this.fail([error instanceof Error ? error.message : String(error)]);
+    }
+  }
+
+  private async reloadNow(force: boolean): Promise<ReloadReport | undefined> {
     const read = await readManifestBytes(this.file);
     if ('unreadable' in read) return this.fail([read.unreadable]);
     const text = read.bytes.toString('utf8');

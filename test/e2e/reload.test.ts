@@ -1,4 +1,6 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -8,8 +10,10 @@ import {
   connect,
   fixtureCommand,
   isAlive,
+  postToSession,
   startProxy,
   waitFor,
+  within,
   type RunningProxy,
 } from '../support/proxy.js';
 
@@ -36,6 +40,14 @@ const status = async (proxy: RunningProxy): Promise<Status> =>
 const pidOf = async (proxy: RunningProxy, name: string) =>
   (await status(proxy)).servers.find((s) => s.name === name)?.pids[0];
 const text = (result: unknown) => (result as { content: { text: string }[] }).content[0]!.text;
+/** The one JSON-RPC message of an answer, sent as JSON or as an SSE event. */
+const messageOf = (body: string) => JSON.parse(/^data: (.*)$/m.exec(body)?.[1] ?? body);
+
+async function readAll(response: IncomingMessage): Promise<string> {
+  let all = '';
+  for await (const chunk of response) all += chunk;
+  return all;
+}
 
 /** True once an SDK client can initialize against the server and call echo. */
 async function answers(proxy: RunningProxy, name: string): Promise<boolean> {
@@ -277,6 +289,56 @@ test('sessions on a replaced version keep it until drainTimeout, then get 404 an
     assert.is(stale.status, 404);
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    await proxy.stop();
+  }
+});
+
+test('an initialize still arriving when its server is replaced is answered by the old version', async () => {
+  const proxy = await startProxy(manifestOf(server('swapped')));
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
+  const initialize = request(`${proxy.url}/servers/swapped/mcp`, {
+    method: 'POST',
+    signal: AbortSignal.timeout(20_000),
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'content-length': String(Buffer.byteLength(body)),
+      // The proxy answers 100 Continue as it routes the request: to the version serving then.
+      expect: '100-continue',
+    },
+  });
+  // Node sends headers with Expect as soon as it connects.
+  const taken = once(initialize, 'continue');
+  const answered = once(initialize, 'response') as Promise<[IncomingMessage]>;
+  for (const event of [taken, answered]) event.catch(() => {}); // awaited below, unless the test fails first
+  try {
+    const oldPid = await pidOf(proxy, 'swapped');
+    await within(taken, 'the proxy to take the initialize up');
+    writeFileSync(proxy.manifestPath, manifestOf(server('swapped', '    env: { V: "2" }\n')));
+    await waitFor(async () => (await pidOf(proxy, 'swapped')) !== oldPid, 10_000, 'the new version');
+    initialize.end(body);
+    const [response] = await within(answered, 'the answer to the initialize');
+    const answer = await within(readAll(response), 'the whole answer');
+    assert.is(response.statusCode, 200, answer);
+    assert.is(messageOf(answer).result.serverInfo.name, 'echo-fixture');
+    const session = response.headers['mcp-session-id'] as string;
+    const whoami = await postToSession(
+      { endpoint: `${proxy.url}/servers/swapped/mcp`, session },
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'whoami', arguments: {} },
+      }),
+    );
+    assert.is(JSON.parse(text(messageOf(await whoami.text()).result)).pid, oldPid);
+  } finally {
+    initialize.destroy();
     await proxy.stop();
   }
 });
