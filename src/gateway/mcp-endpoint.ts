@@ -42,10 +42,13 @@ export function mcpEndpoint(
     const refused = originDenial(headerText(req.headers, 'origin'), settings.allowedOrigins);
     if (refused) return writeDenial(res, refused);
     const sessionId = headerText(req.headers, 'mcp-session-id');
-    const upstream = fleet.route(name, sessionId);
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
+    const access = await settings.access.guard(req, res, name, fleet.route(name, sessionId)?.spec, sessionId);
+    // Routed only once access is settled: checking a JWT may wait for its keys, and a reload meanwhile may
+    // have replaced the version serving when the request came, and stopped it for having nothing to do.
+    const upstream = fleet.route(name, sessionId);
     const denied =
-      (await settings.access.guard(req, res, name, upstream?.spec, sessionId)) ??
+      access ??
       (upstream
         ? limitDenial(req, settings.limits, () => fleet.sessionCount() + opening)
         : unknownServer(name));

@@ -1,15 +1,18 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { request, type IncomingMessage } from 'node:http';
+import { createServer, request, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import {
   connect,
   fixtureCommand,
   isAlive,
+  postInitialize,
   postToSession,
   startProxy,
   waitFor,
@@ -364,6 +367,60 @@ test('a failed server is started again by the next reload, once its cause is fix
   } finally {
     await proxy.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a request whose JWT is still being checked when its server is replaced goes to the new version', async () => {
+  // The keys are held back by the test: the request waits in access control while a reload restarts its
+  // server and stops the old version, which had nothing to do. It must not be handed to that version.
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let askedForKeys!: () => void;
+  const asked = new Promise<void>((resolve) => (askedForKeys = resolve));
+  const keys = createServer((_req, res) => {
+    askedForKeys();
+    void released.then(() =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })),
+    );
+  });
+  await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
+  const OPS_KEY = 'ops-key-0123456789abcdef';
+  const auth = (port: number) =>
+    `auth:\n  apiKeys: [{ name: ops, key: "\${OPS_KEY}", servers: ["*"] }]\n  jwt: { issuer: https://issuer.example, audience: mcp, jwksUri: "http://127.0.0.1:${port}/keys" }\n`;
+  const port = (keys.address() as AddressInfo).port;
+  const proxy = await startProxy(auth(port) + manifestOf(server('guarded')), { env: { OPS_KEY } });
+  // /servers needs a credential under auth: the API key, which waits for no keys.
+  const pidNow = async () =>
+    (
+      (await (await fetch(`${proxy.url}/servers`, { headers: { 'x-api-key': OPS_KEY } })).json()) as Status
+    ).servers.find((s) => s.name === 'guarded')?.pids[0];
+  try {
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer('https://issuer.example')
+      .setAudience('mcp')
+      .setSubject('user-1')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const oldPid = await pidNow();
+    const answer = postInitialize(`${proxy.url}/servers/guarded/mcp`, { authorization: `Bearer ${token}` });
+    answer.catch(() => {}); // awaited below, unless the test fails first
+    await within(asked, 'the proxy to fetch the keys');
+    writeFileSync(proxy.manifestPath, auth(port) + manifestOf(server('guarded', '    env: { V: "2" }\n')));
+    await waitFor(async () => ![undefined, oldPid].includes(await pidNow()), 10_000, 'the new version');
+    await waitFor(() => !isAlive(oldPid!), 10_000, 'the old version, idle, to be stopped');
+    release();
+    const response = await within(answer, 'the answer');
+    const body = await response.text();
+    assert.is(response.status, 200, body);
+    assert.is(messageOf(body).result.serverInfo.name, 'echo-fixture');
+  } finally {
+    release();
+    await proxy.stop();
+    keys.closeAllConnections();
+    await new Promise((resolve) => keys.close(resolve));
   }
 });
 
