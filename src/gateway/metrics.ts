@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReloadReport, ServerListing } from '../fleet/fleet.js';
+import type { UpstreamState } from '../upstream/types.js';
 
 /** What the metrics read of each server at scrape time. */
-export type ServerSample = Pick<ServerListing, 'name' | 'sessions' | 'restarts'>;
+export type ServerSample = Pick<ServerListing, 'name' | 'sessions' | 'restarts' | 'state'>;
 
 /** One finished MCP request. `server` is the name the request asked for, which may not exist. */
 export interface RequestSample {
@@ -33,6 +34,8 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 const EVENT_LOOP_SAMPLE_MS = 100;
 
 const RELOAD_RESULTS: readonly ReloadReport['result'][] = ['applied', 'unchanged', 'partial', 'failed'];
+
+const SERVER_STATES: readonly UpstreamState[] = ['starting', 'ready', 'restarting', 'failed', 'stopped'];
 
 /**
  * The proxy's Prometheus metrics, on a registry of its own so that two instances (tests, embedders) never
@@ -85,6 +88,19 @@ export class Metrics {
       help: 'Client sessions open now, by server (including sessions on versions draining after a reload).',
       labelNames: ['server'],
       collect: perServer((s) => s.sessions),
+      registers,
+    });
+    new Gauge({
+      name: 'mcp_proxy_server_state',
+      help: "Each server's state, as /servers shows it: 1 for the state it is in, 0 for the others. The one signal of a server that is down: the pod stays ready for the others (decision 0037).",
+      labelNames: ['server', 'state'],
+      // Every state of every server, so that `...{state="failed"} == 1` has a series to turn on.
+      collect(this: Gauge<'server' | 'state'>) {
+        this.reset();
+        for (const s of servers()) {
+          for (const state of SERVER_STATES) this.set({ server: s.name, state }, s.state === state ? 1 : 0);
+        }
+      },
       registers,
     });
     new Gauge({

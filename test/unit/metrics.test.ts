@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { Metrics, type ServerSample } from '../../src/gateway/metrics.js';
 
 /** A fleet listing the test can change between scrapes. */
-function fixture(servers: ServerSample[] = [{ name: 'echo', sessions: 0, restarts: 0 }]) {
+function fixture(servers: ServerSample[] = [{ name: 'echo', sessions: 0, restarts: 0, state: 'ready' }]) {
   const listing = { servers };
   return {
     listing,
@@ -45,7 +45,7 @@ test('names the fleet does not hold all share one "(unknown)" series', async () 
 
 test('a server named "unknown" is not counted with the names no server has', async () => {
   const { listing, metrics } = fixture();
-  listing.servers = [...listing.servers, { name: 'unknown', sessions: 0, restarts: 0 }];
+  listing.servers = [...listing.servers, { name: 'unknown', sessions: 0, restarts: 0, state: 'ready' }];
   metrics.request({ server: 'unknown', method: 'POST', status: 200, seconds: 0.001 });
   metrics.request({ server: 'nobody', method: 'POST', status: 404, seconds: 0.001 });
   assert.equal(await samples(metrics, 'mcp_proxy_requests_total'), [
@@ -57,7 +57,7 @@ test('a server named "unknown" is not counted with the names no server has', asy
 test('a server keeps its own label from the moment the fleet holds it', async () => {
   const { listing, metrics } = fixture();
   metrics.request({ server: 'later', method: 'POST', status: 404, seconds: 0.001 });
-  listing.servers = [...listing.servers, { name: 'later', sessions: 0, restarts: 0 }];
+  listing.servers = [...listing.servers, { name: 'later', sessions: 0, restarts: 0, state: 'ready' }];
   metrics.request({ server: 'later', method: 'POST', status: 200, seconds: 0.001 });
   assert.equal(await samples(metrics, 'mcp_proxy_requests_total'), [
     'mcp_proxy_requests_total{server="(unknown)",method="POST",status="404"} 1',
@@ -88,8 +88,8 @@ test('slow tool calls land in a bucket of their own, not only in +Inf', async ()
 
 test('sessions and restarts are read from the listing at scrape time; removed servers vanish', async () => {
   const { listing, metrics } = fixture([
-    { name: 'a', sessions: 3, restarts: 0 },
-    { name: 'b', sessions: 0, restarts: 2 },
+    { name: 'a', sessions: 3, restarts: 0, state: 'ready' },
+    { name: 'b', sessions: 0, restarts: 2, state: 'restarting' },
   ]);
   assert.equal(await samples(metrics, 'mcp_proxy_sessions'), [
     'mcp_proxy_sessions{server="a"} 3',
@@ -99,11 +99,29 @@ test('sessions and restarts are read from the listing at scrape time; removed se
     'mcp_proxy_child_restarts{server="a"} 0',
     'mcp_proxy_child_restarts{server="b"} 2',
   ]);
-  listing.servers = [{ name: 'a', sessions: 1, restarts: 1 }];
+  listing.servers = [{ name: 'a', sessions: 1, restarts: 1, state: 'failed' }];
   assert.equal(await samples(metrics, 'mcp_proxy_sessions'), ['mcp_proxy_sessions{server="a"} 1']);
   assert.equal(await samples(metrics, 'mcp_proxy_child_restarts'), [
     'mcp_proxy_child_restarts{server="a"} 1',
   ]);
+});
+
+test("each server's state is 1 for the state it is in, 0 for the others; removed servers vanish", async () => {
+  const { listing, metrics } = fixture([
+    { name: 'a', sessions: 0, restarts: 0, state: 'ready' },
+    { name: 'b', sessions: 0, restarts: 10, state: 'failed' },
+  ]);
+  const states = ['starting', 'ready', 'restarting', 'failed', 'stopped'];
+  const series = (server: string, current: string) =>
+    states.map(
+      (state) => `mcp_proxy_server_state{server="${server}",state="${state}"} ${state === current ? 1 : 0}`,
+    );
+  assert.equal(await samples(metrics, 'mcp_proxy_server_state'), [
+    ...series('a', 'ready'),
+    ...series('b', 'failed'),
+  ]);
+  listing.servers = [{ name: 'b', sessions: 0, restarts: 0, state: 'starting' }];
+  assert.equal(await samples(metrics, 'mcp_proxy_server_state'), series('b', 'starting'));
 });
 
 test('every reload result has a series from the start; each reload counts once', async () => {
