@@ -23,11 +23,20 @@ const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
 
 /**
  * Client headers that stop here. Host names the proxy, not the upstream: the upstream's own is sent,
- * unless a configured Host says otherwise. The client's Authorization is a token for the proxy, and MCP's
- * security guidance forbids passing it through. Expect was already answered by the proxy's own HTTP
- * server, which sent the 100 Continue. Content-Length: the exchange frames the body it sends.
+ * unless a configured Host says otherwise. The client's Authorization and X-API-Key are credentials for
+ * the proxy (a key may open every server), and MCP's security guidance forbids passing tokens through; a
+ * server that needs one gets it from the manifest's `headers`. Cookies are the proxy's origin's, shared by
+ * every server on it, not this server's. Expect was already answered by the proxy's own HTTP server, which
+ * sent the 100 Continue. Content-Length: the exchange frames the body it sends.
  */
-const CLIENT_ONLY: ReadonlySet<string> = new Set(['host', 'authorization', 'expect', 'content-length']);
+const CLIENT_ONLY: ReadonlySet<string> = new Set([
+  'host',
+  'authorization',
+  'x-api-key',
+  'cookie',
+  'expect',
+  'content-length',
+]);
 
 /**
  * Configured headers that are not sent: how a message is framed and how its connection is handled are the

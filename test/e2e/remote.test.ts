@@ -185,6 +185,7 @@ async function rawUpstream(req: IncomingMessage, res: ServerResponse): Promise<v
         'content-type': 'application/json',
         'mcp-session-id': 'session-from-upstream',
         'x-upstream-custom': 'kept',
+        'set-cookie': 'planted=1; Path=/',
         connection: 'keep-alive, x-upstream-hop',
         'x-upstream-hop': 'dropped',
       });
@@ -426,6 +427,22 @@ test("the client's Authorization stays behind; configured headers are added and 
   assert.is(headers['x-api-key'], 'configured');
   assert.is(headers['x-extra'], 'added');
   assert.is(headers['x-client'], 'kept');
+});
+
+test("the client's X-API-Key and cookies stay behind; an upstream's Set-Cookie does not reach the client", async () => {
+  // Both are the proxy's: an API key may open every server, and one origin serves them all.
+  const { port } = await proxy(remoteSpec('credentials', rawUrl('/record')));
+  const reply = await send(port, {
+    method: 'POST',
+    headers: { 'x-api-key': 'proxy-key-0123456789', cookie: 'other_app_session=abc123', 'x-client': 'kept' },
+    body: '{}',
+  });
+  assert.is(reply.status, 200);
+  assert.is(recorded!.headers['x-api-key'], undefined, 'the proxy credential reached the upstream');
+  assert.is(recorded!.headers.cookie, undefined, 'cookies reached the upstream');
+  assert.is(recorded!.headers['x-client'], 'kept');
+  assert.is(reply.headers['set-cookie'], undefined, "the upstream's cookie reached the client");
+  assert.is(reply.headers['x-upstream-custom'], 'kept');
 });
 
 test('a configured Authorization is sent in place of the client one', async () => {

@@ -20,6 +20,12 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Upstream response fields that stop here: every server is served on the proxy's one origin, so a cookie
+ * one server set would go from a browser to all the others (and the proxy never passes cookies on).
+ */
+const UPSTREAM_ONLY: ReadonlySet<string> = new Set(['set-cookie']);
+
+/**
  * How long response headers wait for the first chunk of the body before they go out alone. With the body,
  * they cost no write of their own and wake the client once. Alone, they tell an SSE client that its stream
  * is open, which for a GET stream may be long before its first event: that must not wait for the event.
@@ -441,7 +447,7 @@ function clientResponseHeaders({ fields, contentLength }: ResponseHead): {
   let sessionId: string | undefined;
   for (const [name, value] of fields) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.includes(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || UPSTREAM_ONLY.has(lower) || named?.includes(lower)) continue;
     // As the parser read it: once, a number (the upstream may have listed it, `2, 2`, which clients refuse).
     if (lower === 'content-length') continue;
     const previous = headers[lower];
