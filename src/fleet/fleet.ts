@@ -96,6 +96,11 @@ export class Fleet {
     return this.entries.has(name);
   }
 
+  /** The spec of `name` as the manifest being served declares it, disabled or not. */
+  specOf(name: string): ServerSpec | undefined {
+    return this.entries.get(name)?.spec;
+  }
+
   list(): ServerListing[] {
     return [...this.entries.values()].map(({ spec, upstream, reloadError }) => {
       const status: UpstreamStatus = upstream?.status() ?? {

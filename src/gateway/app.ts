@@ -11,6 +11,7 @@ import { httpErrorReporter, observe, type HttpErrorReporter } from './observe.js
 import { originCheck } from './origin.js';
 import { readiness } from './readiness.js';
 import { requestId } from './request-id.js';
+import type { MayUse } from './auth/access-control.js';
 import type { GatewaySettings } from './settings.js';
 
 export interface AppOptions {
@@ -87,11 +88,25 @@ function createApp(
     ctx.body = await metrics.render();
   });
   const { access } = settings;
+  // A caller sees the servers it may use, and nothing of the others: a last error or stderr line can tell
+  // commands, hosts and secrets.
+  const visibleTo = (mayUse: MayUse, all = fleet.list()) => all.filter((s) => mayUse(fleet.specOf(s.name)!));
   router.get('/servers', access.requireAnyPrincipal(), (ctx) => {
-    ctx.body = { auth: access.mode, servers: fleet.list(), reload: fleet.lastReloadReport ?? null };
+    const all = fleet.list();
+    const servers = visibleTo(ctx.state.mayUse as MayUse, all);
+    const reload = fleet.lastReloadReport;
+    ctx.body = {
+      auth: access.mode,
+      servers,
+      // Its changes and errors may name any server: in full only for a caller who may use them all.
+      reload:
+        reload && servers.length < all.length
+          ? { time: reload.time, result: reload.result }
+          : (reload ?? null),
+    };
   });
   router.get('/servers/:name', access.requireAnyPrincipal(), (ctx) => {
-    const server = fleet.list().find((s) => s.name === ctx.params.name);
+    const server = visibleTo(ctx.state.mayUse as MayUse).find((s) => s.name === ctx.params.name);
     if (!server) return setDenial(ctx, unknownServer(ctx.params.name!));
     ctx.body = server;
   });

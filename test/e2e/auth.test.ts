@@ -221,6 +221,47 @@ test('a foreign Origin is 403; an allowed one passes', async (ctx) => {
   await good.text();
 });
 
+test('a token without expiry, or naming no subject, is 401', async (ctx) => {
+  // No expiry: good for ever once leaked. No subject: every such token would be one principal and share
+  // its sessions.
+  const signed = (claims: Record<string, unknown>, expires: boolean) => {
+    const jwt = new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer(ctx.issuer)
+      .setAudience(AUDIENCE)
+      .setIssuedAt();
+    return (expires ? jwt.setExpirationTime('5m') : jwt).sign(ctx.signing);
+  };
+  for (const [token, why] of [
+    [await signed({ sub: 'user-1' }, false), "the token's exp claim is not accepted"],
+    [await signed({}, true), 'the token names no subject'],
+  ] as const) {
+    const r = await initialize(ctx, 'alpha', { authorization: `Bearer ${token}` });
+    assert.is(r.status, 401);
+    assert.match(await r.text(), why);
+  }
+  // A subject in oid alone (Entra's object id) still names one.
+  assert.ok(await echoes(ctx, 'alpha', { authorization: `Bearer ${await signed({ oid: 'o-1' }, true)}` }));
+});
+
+test('/servers and /servers/:name show a caller only the servers it may use', async (ctx) => {
+  const listed = async (key: string) =>
+    (
+      (await (await fetch(`${ctx.proxy.url}/servers`, { headers: { 'x-api-key': key } })).json()) as {
+        servers: { name: string }[];
+      }
+    ).servers.map((s) => s.name);
+  assert.equal(await listed(ALPHA_KEY), ['alpha']);
+  assert.equal(await listed(ALL_KEY), ['alpha', 'beta', 'gamma']);
+  const beta = await fetch(`${ctx.proxy.url}/servers/beta`, { headers: { 'x-api-key': ALPHA_KEY } });
+  assert.is(beta.status, 404, 'as if it did not exist');
+  await beta.text();
+  assert.is(
+    (await fetch(`${ctx.proxy.url}/servers/beta`, { headers: { 'x-api-key': ALL_KEY } })).status,
+    200,
+  );
+});
+
 test('/servers needs a credential when access control is on, and says which', async (ctx) => {
   assert.is((await fetch(`${ctx.proxy.url}/servers`)).status, 401);
   const r = await fetch(`${ctx.proxy.url}/servers`, { headers: { 'x-api-key': ALPHA_KEY } });

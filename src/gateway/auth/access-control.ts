@@ -16,6 +16,11 @@ export type AuthMode = 'none' | 'api-keys' | 'jwt' | 'api-keys+jwt';
 /** How often sessions that no server holds any more are forgotten. */
 const PRUNE_EVERY_MS = 60_000;
 
+/** Whether the caller may use a server, and so see it in the status endpoints. */
+export type MayUse = (server: ServerSpec) => boolean;
+
+const anyServer: MayUse = () => true;
+
 /**
  * Inbound access control, checked before any upstream is touched: who is calling (API key or JWT), may
  * they use this server, and is the session theirs. Reconfigured in place on reload, so routes and
@@ -46,12 +51,19 @@ export class AccessControl {
     return keys && this.jwt ? 'api-keys+jwt' : keys ? 'api-keys' : 'jwt';
   }
 
-  /** For the status endpoints: any valid credential may read them when access control is on. */
+  /**
+   * For the status endpoints: any valid credential may read them when access control is on. What it may
+   * see of the servers, `ctx.state.mayUse` tells (`mayUse`).
+   */
   requireAnyPrincipal(): Koa.Middleware {
     return async (ctx, next) => {
-      if (!this.config) return next();
+      if (!this.config) {
+        ctx.state.mayUse = anyServer;
+        return next();
+      }
       const principal = await this.authenticate(ctx.req.headers, undefined);
       if (isDenial(principal)) return setDenial(ctx, principal);
+      ctx.state.mayUse = ((server) => authorize(principal, server).allow) satisfies MayUse;
       await next();
     };
   }

@@ -42,8 +42,14 @@ export class JwtVerifier {
         issuer: this.spec.issuer,
         audience: this.spec.audience,
         clockTolerance: CLOCK_TOLERANCE_S,
+        // A token without expiry would be good for ever, once leaked.
+        requiredClaims: ['exp'],
       });
-      return { ok: true, principal: this.principalOf(payload) };
+      const principal = this.principalOf(payload);
+      // Sessions belong to a principal: tokens naming no subject would all be one, and share them.
+      if (!principal)
+        return { ok: false, kind: 'invalid', reason: 'the token names no subject (sub, oid or azp)' };
+      return { ok: true, principal };
     } catch (error) {
       if (error instanceof errors.JWKSTimeout || (error as { code?: string }).code === 'ERR_JOSE_GENERIC') {
         return { ok: false, kind: 'unavailable', reason: 'the token signing keys cannot be fetched' };
@@ -70,8 +76,9 @@ export class JwtVerifier {
     return this.discovery;
   }
 
-  private principalOf(payload: JWTPayload): Principal {
-    const subject = String(payload.sub ?? payload.oid ?? payload.azp ?? 'unknown');
+  private principalOf(payload: JWTPayload): Principal | undefined {
+    const subject = payload.sub ?? payload.oid ?? payload.azp;
+    if (typeof subject !== 'string' || subject === '') return undefined;
     return {
       kind: 'jwt',
       id: `jwt:${payload.iss}#${subject}`,
