@@ -1,7 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, posix } from 'node:path';
 import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1';
-import { Ingress, type IIngress } from 'kubernetes-models/networking.k8s.io/v1';
+import {
+  Ingress,
+  NetworkPolicy,
+  type IIngress,
+  type INetworkPolicy,
+} from 'kubernetes-models/networking.k8s.io/v1';
 import {
   ConfigMap,
   Namespace,
@@ -55,6 +60,7 @@ const MODELS: Record<string, (data: unknown) => { validate(): void }> = {
   'v1/Service': (d) => new Service(d as IService),
   'apps/v1/Deployment': (d) => new Deployment(d as IDeployment),
   'networking.k8s.io/v1/Ingress': (d) => new Ingress(d as IIngress),
+  'networking.k8s.io/v1/NetworkPolicy': (d) => new NetworkPolicy(d as INetworkPolicy),
 };
 
 function one<T>(kind: string): T {
@@ -88,6 +94,7 @@ test('deploy/kubernetes holds the expected objects, each file plain YAML', () =>
     'Deployment',
     'Ingress',
     'Namespace',
+    'NetworkPolicy',
     'Secret',
     'Service',
     'ServiceAccount',
@@ -312,6 +319,14 @@ test('without the key, or with the example Secret placeholder, the proxy refuses
   const placeholder = load({ MCP_PROXY_API_KEY: secret.stringData!.MCP_PROXY_API_KEY! });
   assert.is(placeholder.manifest, undefined);
   assert.match(placeholder.diagnostics[0]!.message, /fewer than 16 characters/);
+});
+
+test("the pod may reach anything but the instance metadata service, which would hand out the node's identity", () => {
+  const policy = one<INetworkPolicy>('NetworkPolicy');
+  assert.equal(policy.spec!.podSelector.matchLabels, deployment.spec!.selector.matchLabels);
+  assert.equal(policy.spec!.policyTypes, ['Egress']);
+  const blocks = policy.spec!.egress!.flatMap((rule) => rule.to!.map((peer) => peer.ipBlock!));
+  assert.equal(blocks, [{ cidr: '0.0.0.0/0', except: ['169.254.169.254/32'] }, { cidr: '::/0' }]);
 });
 
 test.run();
