@@ -1,4 +1,5 @@
-import { formatPath } from '../manifest/diagnostics.js';
+import { formatPath, type PathSegment } from '../manifest/diagnostics.js';
+import { splitShellWords } from '../manifest/shell-words.js';
 import type { Candidate } from './types.js';
 import { toVariableName } from './variables.js';
 
@@ -45,8 +46,63 @@ export function literalSecrets(
 }
 
 /**
+ * Where arguments hold what looks like a literal secret: the value of a flag whose name says so, given as
+ * `--api-key=VALUE` or as the next argument. Indexes into `args`.
+ */
+export function secretArguments(args: readonly unknown[]): number[] {
+  const found: number[] = [];
+  args.forEach((arg, i) => {
+    if (typeof arg !== 'string' || !arg.startsWith('-')) return;
+    const [flag, inline] = arg.split(/=(.*)/s, 2) as [string, string | undefined];
+    if (!looksSecret(flag)) return;
+    if (inline !== undefined) {
+      if (isLiteralSecretValue(inline)) found.push(i);
+    } else if (isLiteralSecretValue(args[i + 1]) && !(args[i + 1] as string).startsWith('-')) {
+      found.push(i + 1);
+    }
+  });
+  return found;
+}
+
+/** Whether a URL carries what looks like a secret: a user or password, or a query parameter named so. */
+export function urlHoldsSecret(text: unknown): boolean {
+  if (typeof text !== 'string' || text.includes('${')) return false;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return url.username !== '' || url.password !== '' || [...url.searchParams.keys()].some(looksSecret);
+}
+
+const INLINE_ADVICE =
+  'looks like it holds a secret; it is carried as it is, but consider a ${VARIABLE} there with the value in ' +
+  "the proxy's environment";
+
+/** Notes on secrets written into arguments or a URL, which have no name of their own to become a variable. */
+function inlineSecretMessages(section: Candidate['section'], value: Record<string, unknown>): string[] {
+  const at = (path: PathSegment[]) => `${formatPath(path)} ${INLINE_ADVICE}`;
+  if (section === 'servers') {
+    const args = Array.isArray(value.args) ? value.args : [];
+    return [
+      ...secretArguments(args).map((i) => at(['args', i])),
+      ...(urlHoldsSecret(value.url) ? [at(['url'])] : []),
+    ];
+  }
+  const variables = (value.environmentVariables ?? {}) as Record<string, unknown>;
+  const split = typeof variables.MCP_ARGS === 'string' ? splitShellWords(variables.MCP_ARGS) : undefined;
+  const words = split && 'words' in split ? split.words : [];
+  return [
+    ...(secretArguments(words).length > 0 ? [at(['environmentVariables', 'MCP_ARGS'])] : []),
+    ...(urlHoldsSecret(variables.MCP_PROXY_URL) ? [at(['environmentVariables', 'MCP_PROXY_URL'])] : []),
+  ];
+}
+
+/**
  * A note for each literal secret of a manifest entry: in a server's env (named by its own key) and
- * headers (named after the server), or in an adapter payload's environmentVariables.
+ * headers (named after the server), or in an adapter payload's environmentVariables; and in arguments and
+ * URLs.
  */
 export function literalSecretMessages(
   section: Candidate['section'],
@@ -60,7 +116,7 @@ export function literalSecretMessages(
           ['headers', name],
         ]
       : [['environmentVariables', undefined]];
-  return fields.flatMap(([field, prefix]) => {
+  const named = fields.flatMap(([field, prefix]) => {
     const map = value[field];
     if (typeof map !== 'object' || map === null) return [];
     return literalSecrets(map as Record<string, unknown>, prefix).map(
@@ -69,4 +125,5 @@ export function literalSecretMessages(
         `is, but consider "${suggestion}" with the value in the proxy's environment`,
     );
   });
+  return [...named, ...inlineSecretMessages(section, value)];
 }

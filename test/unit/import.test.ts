@@ -6,7 +6,7 @@ import { importConfigs, type ImportResult } from '../../src/import/import-config
 import { parseJsonc } from '../../src/import/jsonc.js';
 import { toServerName, uniqueName } from '../../src/import/names.js';
 import { renderManifest, type ManifestFormat } from '../../src/import/render.js';
-import { literalSecrets } from '../../src/import/secrets.js';
+import { literalSecrets, secretArguments, urlHoldsSecret } from '../../src/import/secrets.js';
 import { rewritePlaceholders, toVariableName, type PlaceholderUse } from '../../src/import/variables.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { Manifest, RemoteServerSpec, StdioServerSpec } from '../../src/manifest/types.js';
@@ -364,6 +364,29 @@ test('secrets are told by the last word of the name, and only literal values', (
     'X-Api-Key=${SEARCH_X_API_KEY}',
     'Authorization=Bearer ${SEARCH_AUTHORIZATION}',
   ]);
+});
+
+test('secrets in arguments (after a flag named so) and in URLs (user, password, a query parameter) are found', () => {
+  assert.equal(
+    secretArguments([
+      '-y',
+      'server',
+      '--api-key',
+      'sk-live-1',
+      '--token=abc',
+      '--max-tokens',
+      '4096',
+      '--api-key',
+      '${KEY}',
+    ]),
+    [3, 4],
+  );
+  assert.equal(secretArguments(['--password', '--verbose', '--name', 'x']), [], 'a flag is not a value');
+  assert.ok(urlHoldsSecret('https://user:p4ss@host/mcp'));
+  assert.ok(urlHoldsSecret('https://host/mcp?apikey=sk-url-secret'));
+  assert.ok(urlHoldsSecret('https://host/mcp?access_token=x'));
+  assert.not.ok(urlHoldsSecret('https://host/mcp?region=eu'));
+  assert.not.ok(urlHoldsSecret('https://${USER}:${PASS}@host/mcp'), 'already variables');
 });
 
 test('JSONC: comments and trailing commas are accepted, and never read inside strings', () => {
