@@ -3,6 +3,7 @@ import type { PathSegment } from './diagnostics.js';
 import { parseDuration } from './duration.js';
 import { error, warning, type Problem } from './problem.js';
 import { splitShellWords } from './shell-words.js';
+import { isLoopback } from '../host-address.js';
 import { urlCredentials } from '../url-credentials.js';
 import { createHash } from 'node:crypto';
 import {
@@ -292,10 +293,23 @@ function checkServerUrl(spec: ServerSpec, path: PathSegment[]): Problem[] {
   return [error(at, problem)];
 }
 
+/**
+ * The JWT issuer and key URLs: usable, and over https unless on this host. Plain http is a warning, not an
+ * error (a test issuer inside the cluster may have no certificate), but whoever sits on that path could
+ * hand the proxy signing keys of their own and mint any token.
+ */
 function checkJwtUrls(jwt: NonNullable<AuthInput['jwt']>): Problem[] {
   return (['issuer', 'jwksUri'] as const).flatMap((field) => {
-    const problem = jwt[field] === undefined ? undefined : unusableUrl(jwt[field]);
-    return problem === undefined ? [] : [error(['auth', 'jwt', field], problem)];
+    const text = jwt[field];
+    if (text === undefined) return [];
+    const path = ['auth', 'jwt', field];
+    const problem = unusableUrl(text);
+    if (problem !== undefined) return [error(path, problem)];
+    const url = new URL(text);
+    if (url.protocol !== 'http:' || isLoopback(url.hostname)) return [];
+    return [
+      warning(path, 'uses plain http: anyone on the way could hand the proxy signing keys of their own'),
+    ];
   });
 }
 

@@ -104,6 +104,21 @@ servers:
   );
 });
 
+test('a JWT issuer or key URL over plain http is a warning, unless on this host', () => {
+  const result = load(`
+auth:
+  jwt: { issuer: 'http://login.example/', audience: x, jwksUri: 'http://127.0.0.1:9000/keys' }
+servers: { a: { url: 'https://host/mcp' } }
+`);
+  assert.equal(
+    result.diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`),
+    [
+      'warning auth.jwt.issuer: uses plain http: anyone on the way could hand the proxy signing keys of their own',
+    ],
+  );
+  assert.ok(result.manifest, 'still loads');
+});
+
 test('limits.maxBodyBytes stops at 256 MiB: a larger body could not be decoded to text', () => {
   // With 1 GiB allowed, a 540 MiB POST to a stdio server threw ERR_STRING_TOO_LONG and the process died.
   valid('limits: { maxBodyBytes: 268435456 }\nservers: {}\n');
