@@ -146,6 +146,11 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     await shutdown();
     return 2;
   }
+  // A signal while the address was looked up: its shutdown closed a server that was not listening yet.
+  if (stopping) {
+    server.close();
+    return stopped;
+  }
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   applyServerTimeouts(server, settings.limits);

@@ -4,7 +4,7 @@ import type { ServerSpec } from '../manifest/types.js';
 import type { UpstreamDeps } from '../upstream/types.js';
 import type { StartVerdict, Upstream, UpstreamStatus } from '../upstream/types.js';
 import { createUpstream } from './create-upstream.js';
-import { planReload, type PlanStep, type ReloadAction } from './plan.js';
+import { FAILED, planReload, type PlanStep, type ReloadAction } from './plan.js';
 
 export interface ServerListing extends UpstreamStatus {
   description?: string;
@@ -227,9 +227,13 @@ export class Fleet {
         if (!fresh!.verdict.ok) report.errors.push(`${step.name}: could not start: ${fresh!.verdict.reason}`);
         break;
       case 'restart':
-        if (fresh!.verdict.ok) {
+        // A version that had failed serves no one: the new one replaces it as an added server would, its
+        // spec applied, supervised, and reported if it could not start either.
+        if (fresh!.verdict.ok || step.changed.includes(FAILED)) {
           entry!.upstream = fresh!.upstream;
           this.drain(step.name, old!.upstream!, old!.spec.drainTimeoutMs);
+          if (!fresh!.verdict.ok)
+            report.errors.push(`${step.name}: could not start: ${fresh!.verdict.reason}`);
         } else {
           // Caddy's rule: the new version failed, so the old one (and its spec) stays.
           void fresh!.upstream.stop();

@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { finished } from 'node:stream';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Limits } from '../manifest/types.js';
 import { opensSession, SESSION_LIMIT_RETRY_AFTER_S } from '../downstream/wire.js';
 import { ErrorCode } from '../upstream/jsonrpc.js';
+import type { Upstream } from '../upstream/types.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
 import { headerText } from './headers.js';
 import { observe, type HttpErrorReporter, type Observers } from './observe.js';
@@ -43,10 +45,18 @@ export function mcpEndpoint(
     if (refused) return writeDenial(res, refused);
     const sessionId = headerText(req.headers, 'mcp-session-id');
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
-    const access = await settings.access.guard(req, res, name, fleet.route(name, sessionId)?.spec, sessionId);
-    // Routed only once access is settled: checking a JWT may wait for its keys, and a reload meanwhile may
+    // Routed only once the credential is checked: that may wait (a JWT's keys), and a reload meanwhile may
     // have replaced the version serving when the request came, and stopped it for having nothing to do.
-    const upstream = fleet.route(name, sessionId);
+    // The access check then authorizes against the version routed to, with nothing waiting in between.
+    let upstream: Upstream | undefined;
+    const access = await settings.access.guard(
+      req,
+      res,
+      name,
+      () => (upstream = fleet.route(name, sessionId))?.spec,
+      sessionId,
+    );
+    upstream ??= fleet.route(name, sessionId); // access control off: the guard asked for nothing
     const denied =
       access ??
       (upstream
@@ -55,7 +65,8 @@ export function mcpEndpoint(
     if (denied) return writeDenial(res, denied);
     if (opensSession(req)) {
       opening++;
-      res.once('close', () => opening--);
+      // finished() also calls back for a response already closed: a client gone during the access check.
+      finished(res, () => opening--);
     }
     await upstream!.handle(req, res);
   }

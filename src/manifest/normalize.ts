@@ -294,9 +294,10 @@ function checkServerUrl(spec: ServerSpec, path: PathSegment[]): Problem[] {
 }
 
 /**
- * The JWT issuer and key URLs: usable, and over https unless on this host. Plain http is a warning, not an
- * error (a test issuer inside the cluster may have no certificate), but whoever sits on that path could
- * hand the proxy signing keys of their own and mint any token.
+ * The JWT issuer and key URLs: usable, and the one the keys come from (jwksUri, else the issuer's
+ * discovery document) over https unless on this host. Plain http there is a warning, not an error (a test
+ * issuer inside the cluster may have no certificate), but whoever sits on that path could hand the proxy
+ * signing keys of their own and mint any token. An issuer that is only compared with `iss` fetches nothing.
  */
 function checkJwtUrls(jwt: NonNullable<AuthInput['jwt']>): Problem[] {
   return (['issuer', 'jwksUri'] as const).flatMap((field) => {
@@ -306,7 +307,8 @@ function checkJwtUrls(jwt: NonNullable<AuthInput['jwt']>): Problem[] {
     const problem = unusableUrl(text);
     if (problem !== undefined) return [error(path, problem)];
     const url = new URL(text);
-    if (url.protocol !== 'http:' || isLoopback(url.hostname)) return [];
+    const keysFromIt = field === 'jwksUri' || jwt.jwksUri === undefined;
+    if (!keysFromIt || url.protocol !== 'http:' || isLoopback(url.hostname)) return [];
     return [
       warning(path, 'uses plain http: anyone on the way could hand the proxy signing keys of their own'),
     ];

@@ -1,11 +1,10 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { createServer, request, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { heldAuth, heldKeys, OPS_KEY } from '../support/held-keys.js';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import {
@@ -370,57 +369,94 @@ test('a failed server is started again by the next reload, once its cause is fix
   }
 });
 
+const statusWithKey = async (proxy: RunningProxy): Promise<Status> =>
+  (await fetch(`${proxy.url}/servers`, { headers: { 'x-api-key': OPS_KEY } })).json() as Promise<Status>;
+
 test('a request whose JWT is still being checked when its server is replaced goes to the new version', async () => {
   // The keys are held back by the test: the request waits in access control while a reload restarts its
   // server and stops the old version, which had nothing to do. It must not be handed to that version.
-  const { publicKey, privateKey } = await generateKeyPair('RS256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let askedForKeys!: () => void;
-  const asked = new Promise<void>((resolve) => (askedForKeys = resolve));
-  const keys = createServer((_req, res) => {
-    askedForKeys();
-    void released.then(() =>
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })),
-    );
-  });
-  await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
-  const OPS_KEY = 'ops-key-0123456789abcdef';
-  const auth = (port: number) =>
-    `auth:\n  apiKeys: [{ name: ops, key: "\${OPS_KEY}", servers: ["*"] }]\n  jwt: { issuer: https://issuer.example, audience: mcp, jwksUri: "http://127.0.0.1:${port}/keys" }\n`;
-  const port = (keys.address() as AddressInfo).port;
-  const proxy = await startProxy(auth(port) + manifestOf(server('guarded')), { env: { OPS_KEY } });
-  // /servers needs a credential under auth: the API key, which waits for no keys.
-  const pidNow = async () =>
-    (
-      (await (await fetch(`${proxy.url}/servers`, { headers: { 'x-api-key': OPS_KEY } })).json()) as Status
-    ).servers.find((s) => s.name === 'guarded')?.pids[0];
+  const keys = await heldKeys();
+  const proxy = await startProxy(heldAuth(keys) + manifestOf(server('guarded')), { env: { OPS_KEY } });
+  const pidNow = async () => (await statusWithKey(proxy)).servers.find((s) => s.name === 'guarded')?.pids[0];
   try {
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-      .setIssuer('https://issuer.example')
-      .setAudience('mcp')
-      .setSubject('user-1')
-      .setExpirationTime('5m')
-      .sign(privateKey);
     const oldPid = await pidNow();
-    const answer = postInitialize(`${proxy.url}/servers/guarded/mcp`, { authorization: `Bearer ${token}` });
+    const answer = postInitialize(`${proxy.url}/servers/guarded/mcp`, {
+      authorization: `Bearer ${await keys.token('mcp')}`,
+    });
     answer.catch(() => {}); // awaited below, unless the test fails first
-    await within(asked, 'the proxy to fetch the keys');
-    writeFileSync(proxy.manifestPath, auth(port) + manifestOf(server('guarded', '    env: { V: "2" }\n')));
+    await within(keys.asked, 'the proxy to fetch the keys');
+    writeFileSync(
+      proxy.manifestPath,
+      heldAuth(keys) + manifestOf(server('guarded', '    env: { V: "2" }\n')),
+    );
     await waitFor(async () => ![undefined, oldPid].includes(await pidNow()), 10_000, 'the new version');
     await waitFor(() => !isAlive(oldPid!), 10_000, 'the old version, idle, to be stopped');
-    release();
+    keys.release();
     const response = await within(answer, 'the answer');
     const body = await response.text();
     assert.is(response.status, 200, body);
     assert.is(messageOf(body).result.serverInfo.name, 'echo-fixture');
   } finally {
-    release();
     await proxy.stop();
-    keys.closeAllConnections();
-    await new Promise((resolve) => keys.close(resolve));
+    await keys.close();
+  }
+});
+
+test('a request whose JWT is still being checked is authorized against the server as the reload left it', async () => {
+  // Added while the request waited, with a role the token does not carry: the request must be refused, not
+  // served unchecked because there was no server to check against when it came.
+  const keys = await heldKeys();
+  const proxy = await startProxy(heldAuth(keys) + manifestOf(server('open')), { env: { OPS_KEY } });
+  try {
+    const answer = postInitialize(`${proxy.url}/servers/late/mcp`, {
+      authorization: `Bearer ${await keys.token('mcp', { roles: ['other'] })}`,
+    });
+    answer.catch(() => {}); // awaited below, unless the test fails first
+    await within(keys.asked, 'the proxy to fetch the keys');
+    writeFileSync(
+      proxy.manifestPath,
+      heldAuth(keys) + manifestOf(server('open'), server('late', '    requiredRoles: [late.user]\n')),
+    );
+    await waitFor(
+      async () => (await statusWithKey(proxy)).servers.some((s) => s.name === 'late' && s.state === 'ready'),
+      10_000,
+      'late to be added',
+    );
+    keys.release();
+    const response = await within(answer, 'the answer');
+    assert.is(response.status, 403, await response.text());
+  } finally {
+    await proxy.stop();
+    await keys.close();
+  }
+});
+
+test('a failed server that fails again on a reload still takes its new settings', async () => {
+  const gone = (extra = '') => `  gone:\n    command: /nonexistent/mcp-server\n${extra}`;
+  const proxy = await startProxy(manifestOf(server('steady'), gone()));
+  try {
+    const listing = async () =>
+      (await status(proxy)).servers.find((s) => s.name === 'gone') as Listing & { description?: string };
+    await waitFor(async () => (await listing()).state === 'failed', 10_000, 'gone to fail');
+    const boot = (await status(proxy)).reload!.time; // the boot's own report: partial, gone could not start
+    // Renamed into place: a watcher reading a file half written would report a failed reload of its own.
+    writeFileSync(
+      `${proxy.manifestPath}.tmp`,
+      manifestOf(server('steady'), gone('    description: still gone\n')),
+    );
+    renameSync(`${proxy.manifestPath}.tmp`, proxy.manifestPath);
+    await waitFor(
+      async () => (await status(proxy)).reload?.time !== boot,
+      10_000,
+      'the reload that retries it',
+    );
+    assert.is((await status(proxy)).reload!.result, 'partial');
+    // No previous version is kept for it: it served no one.
+    assert.is((await listing()).description, 'still gone');
+    assert.is((await listing()).reloadError, undefined);
+    assert.match((await status(proxy)).reload!.errors.join('\n'), 'gone: could not start');
+  } finally {
+    await proxy.stop();
   }
 });
 

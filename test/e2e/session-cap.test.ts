@@ -2,12 +2,14 @@ import { writeFileSync } from 'node:fs';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
+import { heldAuth, heldKeys, OPS_KEY } from '../support/held-keys.js';
 import {
   connect,
   fixtureCommand,
   postInitialize,
   startProxy,
   waitFor,
+  within,
   type RunningProxy,
 } from '../support/proxy.js';
 
@@ -92,6 +94,44 @@ test('initializes arriving together are counted while they are answered: no more
     [200, 200, 503, 503, 503, 503],
     'two sessions, the cap, and four refusals',
   );
+});
+
+test('an initialize whose client leaves while its JWT is checked keeps no place under the cap', async () => {
+  // A proxy of its own, with a cap of one and a JWKS the test holds back.
+  const keys = await heldKeys();
+  const capped = await startProxy(
+    `limits: { maxSessions: 1 }\n${heldAuth(keys)}${manifestOf('1').replace('limits: { maxSessions: 2 }\n', '')}`,
+    {
+      env: { OPS_KEY },
+    },
+  );
+  try {
+    const leaving = new AbortController();
+    const gone = postInitialize(
+      `${capped.url}/servers/a/mcp`,
+      { authorization: `Bearer ${await keys.token('mcp')}` },
+      undefined,
+      leaving.signal,
+    );
+    gone.catch(() => {}); // aborted on purpose
+    await within(keys.asked, 'the proxy to fetch the keys');
+    leaving.abort();
+    keys.release();
+    // The place it took while checked is given back: the next initialize gets in (a 503 may come first,
+    // while the proxy has not yet seen the client go).
+    await waitFor(
+      async () => {
+        const r = await postInitialize(`${capped.url}/servers/a/mcp`, { 'x-api-key': OPS_KEY });
+        await r.body?.cancel();
+        return r.status === 200;
+      },
+      10_000,
+      'an initialize to get in under the cap',
+    );
+  } finally {
+    await capped.stop();
+    await keys.close();
+  }
 });
 
 test('sessions held by a version draining after a reload still count', async ({ proxy }) => {

@@ -4,7 +4,7 @@ import { suite as uvuSuite, type Callback, type Test } from 'uvu';
  * uvu's `suite` and `test`, but what a `before` or `after` hook throws is printed and fails the run. uvu
  * 0.5.6, its last release, loses it: its runner returns from a `finally`, so a suite whose setup failed
  * counts its tests as not run, prints no error, and the run exits 0. Every test file imports from here
- * (`suite-imports.test.ts` holds them to it).
+ * (`suite-hooks.test.ts` holds them to it).
  */
 export function suite<T = Record<string, unknown>>(name?: string, context?: T): Test<T> {
   const test = uvuSuite<T>(name, context);

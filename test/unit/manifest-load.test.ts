@@ -104,19 +104,22 @@ servers:
   );
 });
 
-test('a JWT issuer or key URL over plain http is a warning, unless on this host', () => {
-  const result = load(`
-auth:
-  jwt: { issuer: 'http://login.example/', audience: x, jwksUri: 'http://127.0.0.1:9000/keys' }
-servers: { a: { url: 'https://host/mcp' } }
-`);
+test('where the JWT keys come from over plain http is a warning, unless on this host', () => {
+  const warnings = (jwt: string) =>
+    load(`auth:\n  jwt: ${jwt}\nservers: { a: { url: 'https://host/mcp' } }\n`).diagnostics.map(
+      (d) => `${d.severity} ${d.path}`,
+    );
+  // The issuer's discovery document gives the keys.
+  assert.equal(warnings("{ issuer: 'http://login.example/', audience: x }"), ['warning auth.jwt.issuer']);
   assert.equal(
-    result.diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`),
-    [
-      'warning auth.jwt.issuer: uses plain http: anyone on the way could hand the proxy signing keys of their own',
-    ],
+    warnings("{ issuer: 'https://login.example/', audience: x, jwksUri: 'http://keys.example/k' }"),
+    ['warning auth.jwt.jwksUri'],
   );
-  assert.ok(result.manifest, 'still loads');
+  // With jwksUri the issuer is only compared with iss; keys from this host are fine.
+  assert.equal(
+    warnings("{ issuer: 'http://login.example/', audience: x, jwksUri: 'http://127.0.0.1:9000/k' }"),
+    [],
+  );
 });
 
 test('limits.maxBodyBytes stops at 256 MiB: a larger body could not be decoded to text', () => {

@@ -70,19 +70,22 @@ export class AccessControl {
 
   /**
    * For /servers/:name/mcp: authenticates, authorizes for the server, checks the session's owner, and
-   * records the owner of a session the response opens. `spec` is the server's current spec, undefined for
-   * a name the fleet does not serve; `sessionId` the request's Mcp-Session-Id, if it has one.
+   * records the owner of a session the response opens. `specNow` gives the spec of the version the request
+   * will go to, undefined for a name the fleet does not serve: asked once the credential is checked, which
+   * may wait (a JWT's keys), during which a reload may add the server or change its roles; nothing waits
+   * after it. `sessionId` is the request's Mcp-Session-Id, if it has one.
    */
   async guard(
     req: IncomingMessage,
     res: ServerResponse,
     name: string,
-    spec: ServerSpec | undefined,
+    specNow: () => ServerSpec | undefined,
     sessionId: string | undefined,
   ): Promise<Denial | undefined> {
     if (!this.config) return undefined;
     const principal = await this.authenticate(req.headers, name);
     if (isDenial(principal)) return principal;
+    const spec = specNow();
     // An unknown server is answered 404 after this: only to callers who may ask.
     if (spec) {
       const decision = authorize(principal, spec);
