@@ -19,6 +19,7 @@
 import { BlockList } from 'node:net';
 import { bareHost, ipType, isLoopback } from '../host-address.js';
 import type { Environment } from '../manifest/interpolate.js';
+import { urlCredentials } from '../url-credentials.js';
 
 export interface EgressProxy {
   /** The variable it came from, as spelt in the environment. */
@@ -77,7 +78,7 @@ function parseProxyUrl(variable: string, value: string): EgressRoute {
   if (url.username !== '') {
     let credentials: string;
     try {
-      credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+      credentials = urlCredentials(url)!; // a user name is set, so there are credentials
     } catch {
       return {
         kind: 'unusable',
