@@ -158,7 +158,7 @@ export class SessionEndpoint {
     const { maxSessions, name } = this.options;
     if (maxSessions !== undefined && this.sessions.size + this.opening >= maxSessions) {
       res.setHeader('Retry-After', String(SESSION_LIMIT_RETRY_AFTER_S));
-      return refuse(res, sessionLimitReached(name, maxSessions));
+      return refuse(res, sessionLimitReached(`server ${name}`, maxSessions));
     }
     this.opening++;
     let channel: SessionChannel;

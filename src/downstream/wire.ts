@@ -35,12 +35,15 @@ export const opensSession = (req: { method?: string; headers: IncomingHttpHeader
 /** How long a client turned away at a session limit is asked to wait (Retry-After, seconds). */
 export const SESSION_LIMIT_RETRY_AFTER_S = 5;
 
-/** An initialize past a server's `maxSessions`, stdio or remote alike. */
-export const sessionLimitReached = (name: string, maxSessions: number): Refusal =>
+/**
+ * An initialize past a session cap: `holder` is what has reached it, `server NAME` (its `maxSessions`,
+ * stdio or remote alike) or `the proxy` (`limits.maxSessions`).
+ */
+export const sessionLimitReached = (holder: string, maxSessions: number): Refusal =>
   refusal(
     503,
     ErrorCode.UpstreamUnavailable,
-    `server ${name} has reached its limit of ${maxSessions} sessions; retry later`,
+    `${holder} has reached its limit of ${maxSessions} sessions; retry later`,
   );
 
 /** A POST must accept both answers the server may choose, and carry JSON. */

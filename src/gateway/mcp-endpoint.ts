@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { finished } from 'node:stream';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Limits } from '../manifest/types.js';
-import { opensSession, SESSION_LIMIT_RETRY_AFTER_S } from '../downstream/wire.js';
+import { opensSession, SESSION_LIMIT_RETRY_AFTER_S, sessionLimitReached } from '../downstream/wire.js';
 import { ErrorCode } from '../upstream/jsonrpc.js';
 import type { Upstream } from '../upstream/types.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
@@ -141,12 +141,8 @@ function limitDenial(
     return denial(413, ErrorCode.InvalidRequest, `request body exceeds ${limits.maxBodyBytes} bytes`);
   }
   if (opensSession(req) && limits.maxSessions !== undefined && sessions() >= limits.maxSessions) {
-    return denial(
-      503,
-      ErrorCode.UpstreamUnavailable,
-      `the proxy has reached its limit of ${limits.maxSessions} sessions; retry later`,
-      { 'Retry-After': String(SESSION_LIMIT_RETRY_AFTER_S) },
-    );
+    const { status, code, message } = sessionLimitReached('the proxy', limits.maxSessions);
+    return denial(status, code, message, { 'Retry-After': String(SESSION_LIMIT_RETRY_AFTER_S) });
   }
   return undefined;
 }

@@ -314,7 +314,7 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
       const { maxSessions } = spec;
       if (maxSessions !== undefined && sessions.count() + opening >= maxSessions) {
         res.setHeader('Retry-After', String(SESSION_LIMIT_RETRY_AFTER_S));
-        const { status, code, message } = sessionLimitReached(spec.name, maxSessions);
+        const { status, code, message } = sessionLimitReached(`server ${spec.name}`, maxSessions);
         answerError(res, status, null, message, code);
         return Promise.resolve();
       }
