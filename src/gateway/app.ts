@@ -75,8 +75,8 @@ function createApp(
   router.get('/readyz', (ctx) => {
     const verdict = readiness(
       fleet.list().map((server) => {
-        // The listing does not carry the startup mode; the upstream being served knows its spec.
-        const spec = fleet.route(server.name)?.spec;
+        // The listing does not carry the startup mode; the spec being served does.
+        const spec = fleet.specOf(server.name);
         return { ...server, ...(spec?.kind === 'stdio' && { startup: spec.startup }) };
       }),
     );
