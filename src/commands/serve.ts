@@ -62,6 +62,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   // request bodies are bounded by the settings' current limit.
   const settings: GatewaySettings = new GatewaySettings(
     (name, sessionId): boolean => fleet.route(name, sessionId)?.owns(sessionId) ?? false,
+    isLoopback(host),
   );
   settings.apply(manifest);
   const fleet: Fleet = new Fleet({ log, env, maxBodyBytes: (): number => settings.limits.maxBodyBytes });

@@ -8,6 +8,7 @@ import type { InFlight } from './in-flight.js';
 import { mcpEndpoint } from './mcp-endpoint.js';
 import type { Metrics } from './metrics.js';
 import { httpErrorReporter, observe, type HttpErrorReporter } from './observe.js';
+import { hostCheck } from './host-check.js';
 import { originCheck } from './origin.js';
 import { readiness } from './readiness.js';
 import { requestId } from './request-id.js';
@@ -42,7 +43,7 @@ export function createGateway(options: AppOptions): RequestListener {
 /**
  * The proxy's operational routes: health, readiness, metrics, the server listing and the protected-resource
  * metadata. The MCP endpoints themselves are served ahead of this app (`mcp-endpoint.ts`). Middleware reads
- * top to bottom: request id, access log and in-flight count, origin check, routes.
+ * top to bottom: request id, access log and in-flight count, host and origin checks, routes.
  */
 function createApp(
   { fleet, log, metrics, settings, aliasAtRoot, inFlight }: AppOptions,
@@ -66,6 +67,7 @@ function createApp(
     );
     await next();
   });
+  app.use(hostCheck(() => settings.hosts));
   app.use(originCheck(() => settings.allowedOrigins));
 
   const router = new Router();

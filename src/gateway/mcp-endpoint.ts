@@ -8,6 +8,7 @@ import type { Upstream } from '../upstream/types.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
 import { headerText } from './headers.js';
 import { observe, type HttpErrorReporter, type Observers } from './observe.js';
+import { hostDenial } from './host-check.js';
 import { originDenial } from './origin.js';
 import { requestIdFor } from './request-id.js';
 import type { GatewaySettings } from './settings.js';
@@ -26,7 +27,7 @@ export interface McpEndpointOptions extends Observers {
  * The MCP endpoints, `/servers/:name/mcp` (and `/mcp` in single-server mode), served on Node's own request
  * and response, ahead of Koa, which serves the operational routes. Every MCP call passes here, and Koa's
  * context, middleware chain and router cost about a sixth of the proxy's CPU per call (decision 0024).
- * In order: request id, access log and metrics, origin check, access control, limits, the server. Each
+ * In order: request id, access log and metrics, host and origin checks, access control, limits, the server. Each
  * request looks its server up in the fleet when it arrives, so a reload never re-mounts anything.
  * Returns false for any other path, which Koa then serves.
  */
@@ -41,7 +42,9 @@ export function mcpEndpoint(
   let opening = 0;
 
   async function serve(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
-    const refused = originDenial(headerText(req.headers, 'origin'), settings.allowedOrigins);
+    const refused =
+      hostDenial(headerText(req.headers, 'host'), settings.hosts) ??
+      originDenial(headerText(req.headers, 'origin'), settings.allowedOrigins);
     if (refused) return writeDenial(res, refused);
     const sessionId = headerText(req.headers, 'mcp-session-id');
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.

@@ -79,6 +79,7 @@ export interface ManifestInput {
   listen?: { host?: string; port?: number };
   auth?: AuthInput;
   allowedOrigins?: string[];
+  allowedHosts?: string[];
   limits?: LimitsInput;
   defaults?: PolicyInput;
   servers?: Record<string, ServerInput>;
@@ -163,7 +164,13 @@ export function normalize(
   if (!auth?.jwt) problems.push(...rolesWithoutJwt(servers, declaredAt));
   const limits = options.isInvalid(['limits']) ? DEFAULT_LIMITS : limitsFromInput(input.limits ?? {});
   const allowedOrigins = options.isInvalid(['allowedOrigins']) ? [] : (input.allowedOrigins ?? []);
-  return { manifest: { listen, servers, ...(auth && { auth }), allowedOrigins, limits }, problems };
+  const allowedHosts = options.isInvalid(['allowedHosts'])
+    ? []
+    : (input.allowedHosts ?? []).map((h) => h.toLowerCase());
+  return {
+    manifest: { listen, servers, ...(auth && { auth }), allowedOrigins, allowedHosts, limits },
+    problems,
+  };
 }
 
 function describeDeclaration(path: PathSegment[]): string {

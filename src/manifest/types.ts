@@ -7,6 +7,8 @@ export interface Manifest {
   auth?: AuthConfig;
   /** Browser origins allowed besides localhost. */
   allowedOrigins: string[];
+  /** Host names answered besides this machine's own (DNS rebinding protection); lowercase. */
+  allowedHosts: string[];
   limits: Limits;
 }
 

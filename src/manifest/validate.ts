@@ -137,6 +137,10 @@ function describePatternOrFormat(e: ErrorObject, path: PathSegment[]): Problem {
       'must be a lowercase DNS label (a-z, 0-9 and "-", 1 to 63 characters, starting and ending with a letter or digit)',
     );
   }
+  if (path[0] === 'allowedOrigins') {
+    return error(path, 'must be an origin: http:// or https://, a host and an optional port, no path');
+  }
+  if (path[0] === 'allowedHosts') return error(path, 'must be a host name or IP address, without a port');
   const last = path.at(-1);
   if (last === 'url' || last === 'MCP_PROXY_URL')
     return error(path, 'must be an absolute http:// or https:// URL');

@@ -143,7 +143,7 @@ test('session ids of odd length and charset are 404 or refused, never a crash', 
   }
   const { answer: huge } = await raw(
     ctx.port,
-    `POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: ${'a'.repeat(20000)}\r\n\r\n`,
+    `POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nMcp-Session-Id: ${'a'.repeat(20000)}\r\n\r\n`,
   );
   assert.is(status(huge), 431);
 });
@@ -154,7 +154,10 @@ test('encoded path traversal in the server name is just an unknown server', asyn
     assert.is(r.status, 404, name);
     await r.text();
   }
-  const { answer: dotdot } = await raw(ctx.port, 'GET /servers/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n');
+  const { answer: dotdot } = await raw(
+    ctx.port,
+    'GET /servers/../../etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n',
+  );
   assert.ok(status(dotdot) === 404, dotdot.slice(0, 40));
 });
 
@@ -167,7 +170,7 @@ test('header injection through the URL or headers goes nowhere', async (ctx) => 
   assert.is(r.headers.get('set-cookie'), null);
   const { answer: crlf } = await raw(
     ctx.port,
-    'POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\rSet-Cookie: b\r\n\r\n',
+    'POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: a\rSet-Cookie: b\r\n\r\n',
   );
   assert.is(status(crlf), 400);
   const id = await fetch(ctx.endpoint, {
@@ -182,7 +185,11 @@ test('header injection through the URL or headers goes nowhere', async (ctx) => 
 test('a slow client is cut off by the header and request timeouts', async (ctx) => {
   // Never finishes its headers. The proxy cuts it off (after its 1 s headersTimeout, checked each second),
   // long before this end would give up: Node's own limits would hold it for a minute.
-  const { answer, closedBy } = await raw(ctx.port, 'POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\n', 8000);
+  const { answer, closedBy } = await raw(
+    ctx.port,
+    'POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\n',
+    8000,
+  );
   assert.is(closedBy, 'proxy', 'held for the 8 s this end waits');
   assert.ok(answer === '' || status(answer) === 408, answer.slice(0, 40));
 });
@@ -191,7 +198,7 @@ test('a body that never arrives whole is cut off at the request timeout, and the
   // The proxy cuts it off (its 2 s requestTimeout, checked each second), long before this end would give up.
   const { closedBy } = await raw(
     ctx.port,
-    `POST /servers/echo/mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\nMcp-Session-Id: ${ctx.session}\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`,
+    `POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\nMcp-Session-Id: ${ctx.session}\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`,
     8000,
   );
   assert.is(closedBy, 'proxy', 'held for the 8 s this end waits');
