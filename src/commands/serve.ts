@@ -7,6 +7,7 @@ import { isLoopback } from '../host-address.js';
 import { createLogger, parseLevel } from '../log.js';
 import { formatDiagnostic } from '../manifest/diagnostics.js';
 import type { Environment } from '../manifest/interpolate.js';
+import { LONGEST_DURATION_MS } from '../manifest/duration.js';
 import { loadManifest } from '../manifest/load.js';
 import { readManifestBytes } from '../manifest/read.js';
 import { SINGLE_SERVER_NAME, singleServerManifest, wantsSingleServer } from '../manifest/single-server.js';
@@ -189,7 +190,9 @@ function portNumber(text: string): number | undefined {
 function applyServerTimeouts(server: Server, limits: Limits): void {
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
-  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Node arms the idle socket's timer a second past keepAliveTimeout: at the longest duration that overflows
+  // the timer, which Node then warns of and fires at once.
+  server.keepAliveTimeout = Math.min(limits.keepAliveTimeoutMs, LONGEST_DURATION_MS - 1000);
 }
 
 function fromEnvironment(env: Environment, err: (line: string) => void): Source | number {
