@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, JSONRPCRequest, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { ChannelListener, SessionChannel } from '../upstream/channel.js';
-import { ErrorCode, isRequest, isResponse } from '../upstream/jsonrpc.js';
+import { ErrorCode, errorResponse, isRequest, isResponse } from '../upstream/jsonrpc.js';
 import { SseStream, type SseTiming } from './sse-stream.js';
 import { EMPTY_ANSWER_HEADERS, refusal, sseHeaders, type Refusal } from './wire.js';
 
@@ -25,7 +25,7 @@ export interface SessionHost {
  * HTTP response carries each message back. A response goes on the stream of the POST that carried its
  * request; a message related to a request (progress, a server-to-client request during a call) goes on
  * that request's stream; anything else on the session's GET stream, or nowhere when none is open, as the
- * spec allows. No event ids are kept, so streams cannot be resumed: a client that lost one asks again.
+ * spec allows; but a request of the upstream's is never dropped (see deliverRequest). No event ids are kept, so streams cannot be resumed: a client that lost one asks again.
  */
 export class ClientSession implements ChannelListener {
   lastActivity = Date.now();
@@ -90,19 +90,16 @@ export class ClientSession implements ChannelListener {
     return undefined;
   }
 
-  /** A GET: the session's stream for messages that belong to no request. One at a time. */
-  listen(res: ServerResponse): Refusal | undefined {
-    if (this.listening) {
-      return refusal(
-        409,
-        ErrorCode.UpstreamUnavailable,
-        'Conflict: Only one SSE stream is allowed per session',
-      );
-    }
+  /**
+   * A GET: the session's stream for messages that belong to no request. The newest one carries them and
+   * ends the one before: a client that lost its connection without the proxy seeing it go (a NAT timing
+   * out) opens another, which must not be refused for the one it can no longer read.
+   */
+  listen(res: ServerResponse): void {
     this.lastActivity = Date.now();
-    if (res.destroyed) return undefined; // the client left while its access was checked
+    if (res.destroyed) return; // the client left while its access was checked
+    this.listening?.end();
     this.listening = this.track(res, new SseStream(res, this.headers, 0, GET_TIMING), []);
-    return undefined;
   }
 
   /**
@@ -126,9 +123,29 @@ export class ClientSession implements ChannelListener {
     }
     // An error without an id: no one to tell.
     if (!('method' in message)) return this.host.undeliverable(this, message);
-    const stream = relatedRequestId === undefined ? this.listening : this.waiting.get(relatedRequestId);
-    if (stream) stream.send(message);
-    else if (relatedRequestId !== undefined) this.host.undeliverable(this, message);
+    const related = relatedRequestId === undefined ? this.listening : this.waiting.get(relatedRequestId);
+    if (related) return related.send(message);
+    if (isRequest(message)) return this.deliverRequest(message);
+    if (relatedRequestId !== undefined) this.host.undeliverable(this, message);
+  }
+
+  /**
+   * A request of the upstream's (sampling, elicitation) that no one stream is known to be for: several of
+   * the client's requests in flight, and no GET stream. Any stream the client is reading will do, since
+   * the client answers it with a POST of its own. With none, the upstream is answered at once: it would
+   * otherwise wait for its own timeout, holding the call that asked.
+   */
+  private deliverRequest(request: JSONRPCRequest): void {
+    const stream = this.listening ?? this.waiting.values().next().value;
+    if (stream) return stream.send(request);
+    this.host.undeliverable(this, request);
+    this.channel.send(
+      errorResponse(
+        request.id,
+        ErrorCode.InternalError,
+        `mcp-proxy: the client has no open stream to receive ${request.method} on`,
+      ),
+    );
   }
 
   upstreamClosed(): void {

@@ -86,8 +86,11 @@ export class SessionEndpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.closed) return refuse(res, stopping(this.options.name));
-    const sessionId = req.headers['mcp-session-id'];
-    if (Array.isArray(sessionId)) return refuse(res, badRequest('Bad Request: one Mcp-Session-Id only'));
+    const sessionId = req.headers['mcp-session-id'] as string | undefined;
+    // Node joins a repeated header with ", "; a comma alone may be part of an id.
+    if (sessionId?.includes(',') && req.headersDistinct['mcp-session-id']!.length > 1) {
+      return refuse(res, badRequest('Bad Request: one Mcp-Session-Id only'));
+    }
     switch (req.method) {
       case 'POST':
         return this.post(req, res, sessionId);
@@ -99,7 +102,7 @@ export class SessionEndpoint {
         const refused =
           (req.method === 'GET' && refuseGetHeaders(req.headers)) || refuseProtocolVersion(req.headers);
         if (refused) return refuse(res, refused);
-        if (req.method === 'GET') return refuse(res, session.listen(res));
+        if (req.method === 'GET') return session.listen(res);
         this.closeSession(sessionId);
         res.writeHead(200, EMPTY_ANSWER_HEADERS).end();
         return;

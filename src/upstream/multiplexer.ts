@@ -1,5 +1,6 @@
 import {
   SUPPORTED_PROTOCOL_VERSIONS,
+  type ClientCapabilities,
   type InitializeResult,
   type JSONRPCMessage,
   type JSONRPCNotification,
@@ -128,6 +129,7 @@ export class Multiplexer {
   private clientRequest(session: MuxSession, request: JSONRPCRequest): void {
     switch (request.method) {
       case 'initialize':
+        session.capabilities = (request.params?.capabilities ?? {}) as ClientCapabilities;
         session.deliver({ jsonrpc: '2.0', id: request.id, result: this.initializeFor(request) });
         return;
       case 'ping':
@@ -240,6 +242,14 @@ export class Multiplexer {
       return;
     }
     const session = candidates[0]!;
+    const capability = CAPABILITY_FOR[request.method];
+    if (capability !== undefined && !session.capabilities?.[capability]) {
+      // The proxy offered it to the child for every client; this one did not declare it, and may not be
+      // asked (a client without it would answer just this).
+      const message = `Method not found: the client did not declare the ${capability} capability`;
+      this.sendUpstream(errorResponse(request.id, ErrorCode.MethodNotFound, message));
+      return;
+    }
     const downstreamId = this.nextDownstreamId++;
     this.serverRequests.set(downstreamId, { session, upstreamId: request.id });
     session.deliver({ ...request, id: downstreamId }, session.soleInFlightClientId(this.pending));
@@ -320,17 +330,30 @@ export class Multiplexer {
     return undefined;
   }
 
-  /** The upstream's own initialize result, with the protocol version agreed with this client. */
+  /**
+   * The upstream's own initialize result, with the protocol version agreed with this client: the client's,
+   * when the SDK knows it and it is no newer than the one the child agreed to (versions are dates); else
+   * the child's. A client asking for a newer version than the child speaks must not be told it has it.
+   */
   private initializeFor(request: JSONRPCRequest): InitializeResult {
     const result = this.initializeResult!;
     const asked = request.params?.protocolVersion;
     const protocolVersion =
-      typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked)
+      typeof asked === 'string' &&
+      SUPPORTED_PROTOCOL_VERSIONS.includes(asked) &&
+      asked <= result.protocolVersion
         ? asked
         : result.protocolVersion;
     return { ...result, protocolVersion };
   }
 }
+
+/** The capability a client must have declared to be sent each request of the upstream's. */
+const CAPABILITY_FOR: Readonly<Record<string, keyof ClientCapabilities>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
 
 function cancelled(requestId: RequestId, reason: string): JSONRPCNotification {
   return { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } };
@@ -342,6 +365,8 @@ class MuxSession implements SessionChannel {
   readonly inFlight = new Set<number>();
   /** Made at the first subscription: most sessions never subscribe, and an empty Set costs 150 bytes. */
   subscriptions: Set<string> | undefined;
+  /** What the client declared at its initialize: the upstream's requests it may be sent. */
+  capabilities: ClientCapabilities | undefined;
   listener?: ChannelListener;
 
   constructor(private readonly mux: Multiplexer) {}

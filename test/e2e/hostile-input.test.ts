@@ -146,6 +146,13 @@ test('session ids of odd length and charset are 404 or refused, never a crash', 
     `POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nMcp-Session-Id: ${'a'.repeat(20000)}\r\n\r\n`,
   );
   assert.is(status(huge), 431);
+  // Two ids, which Node joins into one "a, b": refused as two, not looked up as one.
+  const { answer: twice } = await raw(
+    ctx.port,
+    `DELETE /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nMcp-Session-Id: ${ctx.session}\r\nMcp-Session-Id: ${ctx.session}\r\nConnection: close\r\n\r\n`,
+  );
+  assert.is(status(twice), 400);
+  assert.match(twice, 'one Mcp-Session-Id only');
 });
 
 test('encoded path traversal in the server name is just an unknown server', async (ctx) => {

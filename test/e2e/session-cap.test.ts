@@ -110,8 +110,7 @@ test('an initialize whose client leaves while its JWT is checked keeps no place 
     const gone = postInitialize(
       `${capped.url}/servers/a/mcp`,
       { authorization: `Bearer ${await keys.token('mcp')}` },
-      undefined,
-      leaving.signal,
+      { signal: leaving.signal },
     );
     gone.catch(() => {}); // aborted on purpose
     await within(keys.asked, 'the proxy to fetch the keys');

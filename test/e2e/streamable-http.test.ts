@@ -13,12 +13,16 @@ import {
 // real child, with raw HTTP so every status, header and event can be seen.
 
 const echo = fixtureCommand('echo');
+const conformance = fixtureCommand('conformance');
+const confArgs = JSON.stringify([...conformance.args, 'stdio']);
 // `slow` starts on first use and takes a second to: time for a client to give up on its initialize.
 const slowArgs = ['-c', 'sleep 1; exec "$0" "$@"', echo.command, ...echo.args];
 const manifest = `
 servers:
   echo: { command: ${JSON.stringify(echo.command)}, args: ${JSON.stringify(echo.args)} }
   slow: { command: sh, args: ${JSON.stringify(slowArgs)}, startup: lazy, idleTimeout: 1s }
+  conf: { command: ${JSON.stringify(conformance.command)}, args: ${confArgs} }
+  conf-own: { command: ${JSON.stringify(conformance.command)}, args: ${confArgs}, isolation: session }
 `;
 
 const test = suite<{ proxy: RunningProxy; endpoint: string }>('streamable http', {} as never);
@@ -33,9 +37,9 @@ test.after(async (ctx) => {
   await ctx.proxy?.stop();
 });
 
-/** A new session, initialized. */
-async function open(endpoint: string): Promise<{ endpoint: string; session: string }> {
-  const response = await postInitialize(endpoint);
+/** A new session, initialized, its client declaring `capabilities`. */
+async function open(endpoint: string, capabilities = {}): Promise<{ endpoint: string; session: string }> {
+  const response = await postInitialize(endpoint, {}, { capabilities });
   assert.is(response.status, 200);
   const session = response.headers.get('mcp-session-id');
   assert.ok(session, 'initialize answered with a session id');
@@ -186,7 +190,7 @@ test('a second initialize on a session, or initialize in a batch, is refused', a
   assert.match(await batch.text(), 'Only one initialization request');
 });
 
-test('one GET stream per session; it carries nothing unasked and ends with DELETE', async (ctx) => {
+test('a new GET stream takes over from the one before; it carries nothing unasked and ends with DELETE', async (ctx) => {
   const target = await open(ctx.endpoint);
   const headers = {
     accept: 'text/event-stream',
@@ -197,14 +201,15 @@ test('one GET stream per session; it carries nothing unasked and ends with DELET
   const first = await fetch(ctx.endpoint, { headers, signal: AbortSignal.timeout(10_000) });
   assert.is(first.status, 200);
   assert.is(first.headers.get('content-type'), 'text/event-stream');
-  const second = await fetch(ctx.endpoint, { headers });
-  assert.is(second.status, 409);
-  await second.text();
+  // A client whose stream died unseen (a NAT timed out) opens another: it is not refused for the old one.
+  const second = await fetch(ctx.endpoint, { headers, signal: AbortSignal.timeout(10_000) });
+  assert.is(second.status, 200);
+  assert.is(await first.text(), '', 'the first stream ended when the second came');
   const refusedAccept = await fetch(ctx.endpoint, { headers: { ...headers, accept: 'application/json' } });
   assert.is(refusedAccept.status, 406);
   await refusedAccept.text();
 
-  const body = first.text();
+  const body = second.text();
   const deleted = await fetch(ctx.endpoint, { method: 'DELETE', headers });
   assert.is(deleted.status, 200);
   assert.is(deleted.headers.get('content-length'), '0', 'an empty answer, not an empty chunked one');
@@ -213,6 +218,53 @@ test('one GET stream per session; it carries nothing unasked and ends with DELET
   const after = await postToSession(target, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }));
   assert.is(after.status, 404);
   await after.text();
+});
+
+test('two calls of a session asking for sampling, with no GET stream open, both reach the client', async (ctx) => {
+  // The child's requests then name no one call the proxy could tell; they used to be dropped, and the
+  // child waited out its own timeout. Shared child and a session's own child alike.
+  for (const name of ['conf', 'conf-own']) {
+    const target = await open(`${ctx.proxy.url}/servers/${name}/mcp`, { sampling: {} });
+    const signal = AbortSignal.timeout(10_000);
+    const calls = [
+      call('a', 'test_sampling', { prompt: 'one' }),
+      call('b', 'test_sampling', { prompt: 'two' }),
+    ];
+    const batch = await postToSession(target, JSON.stringify(calls), {}, signal);
+    const reader = batch.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    let asked = 0;
+    const answered: unknown[] = [];
+    for (let done = false; !done && answered.length < 2;) {
+      const chunk = await reader.read(); // the signal bounds it
+      done = chunk.done;
+      buffer += chunk.value ?? '';
+      for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+        const [message] = events(buffer.slice(0, end + 2));
+        buffer = buffer.slice(end + 2);
+        if (message?.method === 'sampling/createMessage') {
+          asked++;
+          const reply = { role: 'assistant', content: { type: 'text', text: `reply ${asked}` }, model: 'm' };
+          const posted = await postToSession(
+            target,
+            JSON.stringify({ jsonrpc: '2.0', id: message.id, result: reply }),
+            {},
+            signal,
+          );
+          assert.is(posted.status, 202, name);
+        } else if (message && 'result' in message) answered.push(message.id);
+      }
+    }
+    assert.is(asked, 2, `${name}: both requests reached the client`);
+    assert.equal(answered.sort(), ['a', 'b'], `${name}: both calls finished`);
+  }
+});
+
+test('a client that declared no sampling capability is not asked: the call fails at once', async (ctx) => {
+  const target = await open(`${ctx.proxy.url}/servers/conf/mcp`);
+  const r = await postToSession(target, JSON.stringify(call(1, 'test_sampling', { prompt: 'x' })));
+  const [answer] = await messagesOf(r);
+  assert.match(JSON.stringify(answer), 'did not declare the sampling capability');
 });
 
 test('a request whose client left does not disturb the next one on the session', async (ctx) => {
@@ -324,7 +376,7 @@ test('a client that gives up while its session is being opened leaves no session
     };
     return listing.servers.find((s) => s.name === 'slow')!;
   };
-  await postInitialize(slowEndpoint, {}, '2025-11-25', AbortSignal.timeout(300)).then(
+  await postInitialize(slowEndpoint, {}, { signal: AbortSignal.timeout(300) }).then(
     () => assert.unreachable('the child takes a second to start'),
     () => {},
   );

@@ -222,14 +222,18 @@ export function postToSession(
 }
 
 /**
- * POSTs a raw `initialize` with no session yet, as a client opening one does (tests add headers).
- * `signal` bounds the request and the reading of its body (10 s unless the caller gives its own).
+ * POSTs a raw `initialize` with no session yet, as a client opening one does (tests add headers). It asks
+ * for 2025-11-25 and declares no capabilities unless told; `signal` bounds the request and the reading of
+ * its body (10 s unless the caller gives its own).
  */
 export function postInitialize(
   endpoint: string,
   headers: Record<string, string> = {},
-  protocolVersion = '2025-11-25',
-  signal: AbortSignal = AbortSignal.timeout(10_000),
+  {
+    protocolVersion = '2025-11-25',
+    capabilities = {},
+    signal = AbortSignal.timeout(10_000),
+  }: { protocolVersion?: string; capabilities?: object; signal?: AbortSignal } = {},
 ): Promise<Response> {
   return fetch(endpoint, {
     method: 'POST',
@@ -243,7 +247,7 @@ export function postInitialize(
       jsonrpc: '2.0',
       id: 1,
       method: 'initialize',
-      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      params: { protocolVersion, capabilities, clientInfo: { name: 'raw', version: '1' } },
     }),
   });
 }

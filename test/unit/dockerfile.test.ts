@@ -107,7 +107,7 @@ test('the image defaults leave single-server mode working, and the HEALTHCHECK p
     const url = await listeningUrl(proxy, () => stderr);
     const port = new URL(url).port;
 
-    const initialize = await postInitialize(`${url}/mcp`, {}, '2025-06-18');
+    const initialize = await postInitialize(`${url}/mcp`, {}, { protocolVersion: '2025-06-18' });
     assert.is(initialize.status, 200);
     assert.ok(initialize.headers.get('mcp-session-id'), 'a session was opened at /mcp');
     await initialize.body?.cancel();

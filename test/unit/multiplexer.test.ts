@@ -18,10 +18,10 @@ const INIT: InitializeResult = {
 /** Messages as the tests read them: any field may be looked at. */
 type Loose = Record<string, any>;
 
-function setup() {
+function setup(init: InitializeResult = INIT) {
   const upstream: Loose[] = [];
   const mux = new Multiplexer((m) => upstream.push(m), 'fixture');
-  mux.upstreamReady(INIT);
+  mux.upstreamReady(init);
   const open = () => {
     const channel: SessionChannel = mux.openSession();
     const received: { message: Loose; related?: RequestId }[] = [];
@@ -67,6 +67,16 @@ test('an unsupported client protocol version gets the upstream version', () => {
   const a = open();
   a.channel.send(req('x', 'initialize', { protocolVersion: '1999-01-01' }));
   assert.is((a.received[0]!.message as { result: InitializeResult }).result.protocolVersion, '2025-11-25');
+});
+
+test("a client asking for a newer version than the child agreed to is given the child's", () => {
+  const { open } = setup({ ...INIT, protocolVersion: '2025-06-18' });
+  const a = open();
+  a.channel.send(req('x', 'initialize', { protocolVersion: '2025-11-25', capabilities: {} }));
+  assert.is((a.received[0]!.message as { result: InitializeResult }).result.protocolVersion, '2025-06-18');
+  const b = open();
+  b.channel.send(req('x', 'initialize', { protocolVersion: '2025-03-26', capabilities: {} }));
+  assert.is((b.received[0]!.message as { result: InitializeResult }).result.protocolVersion, '2025-03-26');
 });
 
 test('the same client id in two sessions never crosses: ids are remapped both ways', () => {
@@ -132,10 +142,11 @@ test('a server request goes to the one session with work in flight, and its answ
   const { mux, upstream, open } = setup();
   const a = open();
   const b = open();
+  b.channel.send(req(0, 'initialize', { protocolVersion: '2025-11-25', capabilities: { sampling: {} } }));
   b.channel.send(req(5, 'tools/call', { name: 'sample' }));
   mux.fromUpstream(req(99, 'sampling/createMessage', { messages: [] }));
   assert.equal(a.received, []);
-  const delivered = b.received[0]!;
+  const delivered = b.received[1]!;
   assert.is(delivered.related, 5, 'it travels on the stream of the call that caused it');
   const downstreamId = (delivered.message as { id: number }).id;
   b.channel.send({ jsonrpc: '2.0', id: downstreamId, result: { content: 'hi' } });
@@ -153,6 +164,23 @@ test('a server request with no way to tell its session is refused, not guessed',
   assert.is(answer.id, 42);
   assert.match(answer.error.message, 'cannot tell which client');
   assert.is(a.received.length + b.received.length, 0);
+});
+
+test('a server request the client declared no capability for is refused upstream, not sent', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  a.channel.send(req(0, 'initialize', { protocolVersion: '2025-11-25', capabilities: { sampling: {} } }));
+  a.channel.send(req(5, 'tools/call', { name: 'ask' }));
+  mux.fromUpstream(req(42, 'elicitation/create', { message: 'name?', requestedSchema: {} }));
+  assert.equal(upstream.at(-1), {
+    jsonrpc: '2.0',
+    id: 42,
+    error: {
+      code: -32601,
+      message: 'Method not found: the client did not declare the elicitation capability',
+    },
+  });
+  assert.is(a.received.length, 1, 'only the initialize answer');
 });
 
 test('list changes reach every session; resource updates only the subscribers', () => {
@@ -194,9 +222,11 @@ test('unsubscribe reaches the upstream only when the last subscriber leaves', ()
 test('closing a session cancels its requests upstream and answers its pending server requests', () => {
   const { mux, upstream, open } = setup();
   const a = open();
+  a.channel.send(req(0, 'initialize', { protocolVersion: '2025-11-25', capabilities: { roots: {} } }));
   a.channel.send(req(1, 'tools/call', { name: 'slow' }));
   const upstreamId = (upstream[0] as { id: number }).id;
   mux.fromUpstream(req(77, 'roots/list'));
+  assert.is(upstream.length, 1, 'roots/list went to the client, not answered yet');
   a.channel.close();
   const methods = upstream
     .slice(1)
