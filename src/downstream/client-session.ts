@@ -18,6 +18,8 @@ export interface SessionHost {
   ended(session: ClientSession): void;
   /** A message the client can no longer be given (its stream is gone). */
   undeliverable(session: ClientSession, message: JSONRPCMessage): void;
+  /** One of the session's streams was cut with `unread` bytes its client had not taken. */
+  notReading(session: ClientSession, unread: number): void;
 }
 
 /**
@@ -71,11 +73,11 @@ export class ClientSession implements ChannelListener {
     // The client left while the proxy was busy (reading its body, opening its session): its requests
     // would be answered to no one, and a 'close' listener added now would never fire.
     if (res.destroyed) {
-      for (const message of messages) if (!isRequest(message)) this.channel.send(message);
+      for (const message of messages) if (!isRequest(message)) this.toUpstream(message);
       return undefined;
     }
     if (requestIds.length === 0) {
-      for (const message of messages) this.channel.send(message);
+      for (const message of messages) this.toUpstream(message);
       res.writeHead(202, EMPTY_ANSWER_HEADERS).end();
       return undefined;
     }
@@ -86,8 +88,25 @@ export class ClientSession implements ChannelListener {
     );
     // Registered before sending: an upstream may answer within `send` (the proxy answers some itself).
     for (const id of requestIds) this.waiting.set(id, stream);
-    for (const message of messages) this.channel.send(message);
+    for (const message of messages) this.toUpstream(message);
     return undefined;
+  }
+
+  /**
+   * A client's message on its way upstream. A cancellation also releases its request's stream: the
+   * upstream owes it no answer now, and the SDK's client does not close that stream itself, so it would
+   * stay open (and the session busy, never reaped) for as long as the client lives.
+   */
+  private toUpstream(message: JSONRPCMessage): void {
+    if ('method' in message && message.method === 'notifications/cancelled' && !('id' in message)) {
+      const id = message.params?.requestId as RequestId | undefined;
+      const stream = id === undefined ? undefined : this.waiting.get(id);
+      if (stream) {
+        this.waiting.delete(id!);
+        stream.forgo();
+      }
+    }
+    this.channel.send(message);
   }
 
   /**
@@ -103,11 +122,15 @@ export class ClientSession implements ChannelListener {
   }
 
   /**
-   * Ends every stream and lets the upstream know the session is over. A stream that is open but neither
-   * waiting nor listening has answered all it owed and ended already; ending one twice does nothing.
+   * Ends every stream and lets the upstream know the session is over. Each request still waiting is
+   * answered with an error saying `why`: a client given only the end of its stream would wait out its own
+   * timeout. A stream that is open but neither waiting nor listening has answered all it owed and ended
+   * already.
    */
-  close(): void {
-    for (const stream of this.waiting.values()) stream.end();
+  close(why: string): void {
+    for (const [id, stream] of this.waiting)
+      stream.respond(errorResponse(id, ErrorCode.UpstreamUnavailable, why));
+    this.waiting.clear();
     this.listening?.end();
     this.channel.close();
   }
@@ -157,6 +180,7 @@ export class ClientSession implements ChannelListener {
     res.once('close', () => {
       // Answered, or the client went away: a request still waiting then has no one to answer.
       stream.stop();
+      if (stream.cutUnread !== undefined) this.host.notReading(this, stream.cutUnread);
       this.openStreams--;
       for (const id of requestIds) if (this.waiting.get(id) === stream) this.waiting.delete(id);
       if (this.listening === stream) this.listening = undefined;

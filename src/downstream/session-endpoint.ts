@@ -43,13 +43,20 @@ export class SessionEndpoint {
   private closed = false;
   /** What every session of this endpoint calls back: made once, so that a session holds no closures. */
   private readonly host: SessionHost = {
-    ended: (session) => this.closeSession(session.id),
+    ended: (session) => this.closeSession(session.id, `the upstream ${this.options.name} ended the session`),
     undeliverable: (session, message) =>
       // The client's stream is gone (it disconnected): nothing left to deliver to.
       this.options.log.debug('deliver-failed', {
         server: this.options.name,
         session: session.id,
         ...describe(message),
+      }),
+    notReading: (session, unread) =>
+      this.options.log.warn('client-not-reading', {
+        server: this.options.name,
+        session: session.id,
+        unread,
+        note: 'a stream its client stopped reading was cut',
       }),
   };
 
@@ -103,7 +110,7 @@ export class SessionEndpoint {
           (req.method === 'GET' && refuseGetHeaders(req.headers)) || refuseProtocolVersion(req.headers);
         if (refused) return refuse(res, refused);
         if (req.method === 'GET') return session.listen(res);
-        this.closeSession(sessionId);
+        this.closeSession(sessionId, 'the session was deleted');
         res.writeHead(200, EMPTY_ANSWER_HEADERS).end();
         return;
       }
@@ -117,7 +124,8 @@ export class SessionEndpoint {
   async closeAll(): Promise<void> {
     this.closed = true;
     clearInterval(this.reaper);
-    for (const id of [...this.sessions.keys()]) this.closeSession(id);
+    for (const id of [...this.sessions.keys()])
+      this.closeSession(id, `server ${this.options.name} is stopping`);
   }
 
   private async post(
@@ -185,11 +193,12 @@ export class SessionEndpoint {
     session.post(res, messages); // one initialize request: nothing for it to refuse
   }
 
-  private closeSession(id: string): void {
+  /** `why` answers the requests the session still has waiting. */
+  private closeSession(id: string, why: string): void {
     const session = this.sessions.get(id);
     if (!session) return;
     this.sessions.delete(id);
-    session.close();
+    session.close(why);
   }
 
   private reapIdle(): void {
@@ -197,7 +206,7 @@ export class SessionEndpoint {
     for (const session of this.sessions.values()) {
       if (session.idle && session.lastActivity < cutoff) {
         this.options.log.info('session-idle-closed', { server: this.options.name, session: session.id });
-        this.closeSession(session.id);
+        this.closeSession(session.id, 'the session was idle'); // an idle session has nothing waiting
       }
     }
   }

@@ -4,6 +4,14 @@ import { holdWrites } from '../hold-writes.js';
 import type { Piece } from '../upstream/message-text.js';
 import { jsonBody, jsonHeaders, SSE_KEEP_ALIVE, sseEvent } from './wire.js';
 
+/**
+ * Bytes written to a stream and not yet taken by its client, past which it counts as no longer reading
+ * and the stream is cut. A shared child cannot be slowed down for one client, so without a bound one
+ * client that stops reading would hold everything meant for it in the proxy's memory. The same bound as a
+ * child's stdin (child.ts); a message always goes out when less than this is unread, however large it is.
+ */
+export const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
+
 export interface SseTiming {
   /** How long headers may wait for the first event; 0 sends them at once. */
   headersAfterMs: number;
@@ -25,6 +33,8 @@ export interface SseTiming {
  */
 export class SseStream {
   private timer: NodeJS.Timeout | undefined;
+  /** Set when the stream was cut for its client not reading: the bytes left unread. */
+  cutUnread: number | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -40,6 +50,12 @@ export class SseStream {
   /** A message that is not the last one this stream owes. */
   send(message: JSONRPCMessage): void {
     if (this.gone) return;
+    if (this.res.writableLength >= MAX_UNREAD_BYTES) {
+      this.stop();
+      this.cutUnread = this.res.writableLength;
+      this.res.destroy();
+      return;
+    }
     this.writeHeaders();
     const pieces = sseEvent(message);
     if (pieces.length === 1) {
@@ -68,6 +84,11 @@ export class SseStream {
     holdWrites(this.res);
     for (const piece of pieces.slice(0, -1)) this.res.write(piece);
     this.res.end(pieces.at(-1));
+  }
+
+  /** One response this stream owed will not come (the client cancelled its request); the last ends it. */
+  forgo(): void {
+    if (--this.owed <= 0) this.end();
   }
 
   /** Ends the stream with what has been sent (the session is over). */

@@ -66,8 +66,9 @@ class SharedStdioUpstream implements Upstream {
 
   async start(): Promise<StartVerdict> {
     if (this.spec.startup === 'lazy') {
-      const reason = whyServerNotRunnable(this.spec, this.deps);
-      return reason ? { ok: false, reason } : { ok: true };
+      // Kept, so that the listing says now what the first use would find; that use still tries.
+      this.lastError = whyServerNotRunnable(this.spec, this.deps);
+      return this.lastError ? { ok: false, reason: this.lastError } : { ok: true };
     }
     const reason = await new Promise<string | undefined>((resolve) => {
       this.firstAttempt = resolve;
@@ -110,7 +111,13 @@ class SharedStdioUpstream implements Upstream {
       kind: 'stdio',
       isolation: 'shared',
       state:
-        this.launched || this.stopping ? this.state : this.spec.startup === 'lazy' ? 'ready' : 'starting',
+        this.launched || this.stopping
+          ? this.state
+          : this.spec.startup !== 'lazy'
+            ? 'starting'
+            : this.lastError === undefined
+              ? 'ready'
+              : 'failed',
       pids: this.child?.pid !== undefined && this.state !== 'stopped' ? [this.child.pid] : [],
       sessions: this.sessionCount(),
       restarts: this.restarts,

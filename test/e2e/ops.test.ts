@@ -10,6 +10,7 @@ const echo = fixtureCommand('echo');
 const server = (name: string, extra = '') =>
   `  ${name}:\n    command: ${JSON.stringify(echo.command)}\n    args: ${JSON.stringify(echo.args)}\n${extra}`;
 const broken = '  broken:\n    command: /nonexistent\n';
+const lazyBroken = '  lazy-broken:\n    command: /nonexistent\n    startup: lazy\n';
 const manifestOf = (...servers: string[]) => `servers:\n${servers.join('')}`;
 
 interface Readiness {
@@ -20,7 +21,9 @@ interface Readiness {
 const test = suite<{ proxy: RunningProxy }>('ops', {} as { proxy: RunningProxy });
 
 test.before(async (ctx) => {
-  ctx.proxy = await startProxy(manifestOf(server('echo'), server('lazy', '    startup: lazy\n'), broken));
+  ctx.proxy = await startProxy(
+    manifestOf(server('echo'), server('lazy', '    startup: lazy\n'), broken, lazyBroken),
+  );
 });
 
 test.after(async (ctx) => {
@@ -65,6 +68,17 @@ test('/readyz answers 503 naming an eager server whose command fails, with its s
   assert.ok(['starting', 'restarting', 'failed'].includes(body.servers![0]!.state));
   assert.is(body.servers![0]!.lastError, undefined, 'reasons stay in /servers, not on the open probe');
   const listing = (await (await fetch(`${proxy.url}/servers/broken`)).json()) as { lastError?: string };
+  assert.match(listing.lastError ?? '', 'nonexistent');
+});
+
+test('a lazy server whose command cannot run is listed as failed before its first use, with why', async ({
+  proxy,
+}) => {
+  const listing = (await (await fetch(`${proxy.url}/servers/lazy-broken`)).json()) as {
+    state: string;
+    lastError?: string;
+  };
+  assert.is(listing.state, 'failed');
   assert.match(listing.lastError ?? '', 'nonexistent');
 });
 

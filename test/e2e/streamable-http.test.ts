@@ -1,3 +1,4 @@
+import { connect as tcpConnect } from 'node:net';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import {
@@ -265,6 +266,67 @@ test('a client that declared no sampling capability is not asked: the call fails
   const r = await postToSession(target, JSON.stringify(call(1, 'test_sampling', { prompt: 'x' })));
   const [answer] = await messagesOf(r);
   assert.match(JSON.stringify(answer), 'did not declare the sampling capability');
+});
+
+test('a call in flight when its session is deleted is answered with an error, not an empty stream', async (ctx) => {
+  const target = await open(ctx.endpoint);
+  // Its headers come after 100 ms, while the child sleeps.
+  const pending = await postToSession(target, JSON.stringify(call('long', 'sleep', { ms: 5000 })));
+  const deleted = await fetch(ctx.endpoint, {
+    method: 'DELETE',
+    headers: { 'mcp-session-id': target.session, 'mcp-protocol-version': '2025-11-25' },
+  });
+  assert.is(deleted.status, 200);
+  await deleted.text();
+  assert.equal(await messagesOf(pending), [
+    { jsonrpc: '2.0', id: 'long', error: { code: -32000, message: 'the session was deleted' } },
+  ]);
+});
+
+test("a cancelled call's stream ends: nothing more is owed on it", async (ctx) => {
+  // The SDK's client does not close it: it stayed open, and its session busy, as long as the client lived.
+  const target = await open(ctx.endpoint);
+  const pending = await postToSession(target, JSON.stringify(call('gone', 'sleep', { ms: 60_000 })));
+  const cancel = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'gone' } };
+  const cancelled = await postToSession(target, JSON.stringify(cancel));
+  assert.is(cancelled.status, 202);
+  assert.equal(await messagesOf(pending), [], 'ended, within the 10 s its request is given');
+});
+
+test('a client that stops reading has its stream cut, not held in memory', async (ctx) => {
+  // A shared child cannot be slowed down for one client: 100 MiB of progress meant for a client that reads
+  // none of it used to pile up in the proxy.
+  const target = await open(ctx.endpoint);
+  const body = JSON.stringify(
+    call('flood', 'flood', { count: 200, size: 512 * 1024 }, { progressToken: 'p' }),
+  );
+  const socket = tcpConnect(Number(new URL(ctx.proxy.url).port), '127.0.0.1');
+  socket.on('error', () => {}); // cut by the proxy, on purpose
+  socket.pause(); // and never read
+  socket.write(
+    'POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n' +
+      `Accept: application/json, text/event-stream\r\nMcp-Session-Id: ${target.session}\r\n` +
+      `Mcp-Protocol-Version: 2025-11-25\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  try {
+    await waitFor(
+      () =>
+        ctx.proxy
+          .stderr()
+          .split('\n')
+          .some((line) => line.includes('"event":"client-not-reading"') && line.includes(target.session)),
+      30_000,
+      'the proxy to cut the stream',
+    );
+  } finally {
+    socket.destroy();
+  }
+  // The session goes on: the next call is answered.
+  const r = await postToSession(target, JSON.stringify(call('after', 'echo', { text: 'ok' })));
+  assert.equal(
+    (await messagesOf(r)).map((m) => m.id),
+    ['after'],
+  );
 });
 
 test('a request whose client left does not disturb the next one on the session', async (ctx) => {

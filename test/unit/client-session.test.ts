@@ -15,6 +15,7 @@ function sessionWithNoStream() {
   const session = new ClientSession('s1', channel, {
     ended: () => {},
     undeliverable: (_, m) => undeliverable.push(m),
+    notReading: () => {},
   });
   return { session, toUpstream, undeliverable };
 }
