@@ -6,8 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { isJsonRpcMessage } from './jsonrpc.js';
+import { ErrorCode, errorResponse, isJsonRpcMessage } from './jsonrpc.js';
 import { CARRIAGE_RETURN, framed, NEWLINE, parsedFrom } from './message-text.js';
+import { idOfOverlongAnswer, OVERLONG_END_BYTES } from './overlong-answer.js';
 import { whyNotRunnable } from './preflight.js';
 
 export interface StdioChildOptions {
@@ -193,7 +194,14 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
       if (message) child.onmessage?.(message);
       else log.skipped(name, line);
     },
-    () => log.skipped(name, `[a stdout line longer than ${MAX_MESSAGE_BYTES} bytes was dropped]`),
+    (head, tail) => {
+      log.skipped(name, `[a stdout line longer than ${MAX_MESSAGE_BYTES} bytes was dropped]`);
+      const id = idOfOverlongAnswer(head.toString('utf8'), tail.toString('utf8'));
+      if (id === undefined) return;
+      // Answered in the child's place: its call fails now, saying why, instead of timing out.
+      const why = `the server's answer was longer than ${MAX_MESSAGE_BYTES} bytes, the most taken from a stdio server`;
+      child.onmessage?.(errorResponse(id, ErrorCode.InternalError, why));
+    },
   );
   const record = (line: string) => {
     tail.push(line);
@@ -293,11 +301,15 @@ class LineSplitter {
   private bytes = 0;
   /** Dropping the rest of a line that went past maxBytes. */
   private overlong = false;
+  /** The first and the last OVERLONG_END_BYTES of the line being dropped. */
+  private head: Buffer = EMPTY;
+  private tail: Buffer = EMPTY;
 
   constructor(
     private readonly maxBytes: number,
     private readonly onLine: (line: Buffer) => void,
-    private readonly onOverlong: () => void,
+    /** A line past maxBytes was dropped; its first and last bytes tell what it was. */
+    private readonly onOverlong: (head: Buffer, tail: Buffer) => void,
   ) {}
 
   push(chunk: Buffer): void {
@@ -312,16 +324,20 @@ class LineSplitter {
 
   /** The stream ended: a last line without '\n' still counts. */
   end(): void {
-    if (this.parts.length > 0) this.endLine();
+    if (this.parts.length > 0 || this.overlong) this.endLine();
   }
 
   private add(part: Buffer): void {
-    if (this.overlong) return;
+    if (this.overlong) {
+      this.tail = lastBytes(Buffer.concat([this.tail, lastBytes(part)]));
+      return;
+    }
     if (this.bytes + part.length > this.maxBytes) {
       this.overlong = true;
+      this.head = firstBytes([...this.parts, part]);
+      this.tail = lastBytes(part);
       this.parts = [];
       this.bytes = 0;
-      this.onOverlong();
       return;
     }
     this.parts.push(part);
@@ -331,6 +347,8 @@ class LineSplitter {
   private endLine(): void {
     if (this.overlong) {
       this.overlong = false;
+      this.onOverlong(this.head, this.tail);
+      this.head = this.tail = EMPTY;
       return;
     }
     let line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes);
@@ -340,3 +358,20 @@ class LineSplitter {
     this.onLine(line);
   }
 }
+
+const EMPTY = Buffer.alloc(0);
+
+/** The first OVERLONG_END_BYTES of what `parts` hold together, copying no more than that. */
+function firstBytes(parts: Buffer[]): Buffer {
+  const taken: Buffer[] = [];
+  let size = 0;
+  for (const part of parts) {
+    if (size >= OVERLONG_END_BYTES) break;
+    taken.push(part);
+    size += part.length;
+  }
+  return Buffer.concat(taken).subarray(0, OVERLONG_END_BYTES);
+}
+
+/** The last OVERLONG_END_BYTES of `bytes` (a view, not a copy). */
+const lastBytes = (bytes: Buffer): Buffer => bytes.subarray(Math.max(0, bytes.length - OVERLONG_END_BYTES));

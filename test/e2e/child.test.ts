@@ -205,6 +205,27 @@ test('a stdout line past 64 MiB is dropped with a note, and the next message sti
   assert.equal(await request(h, 'env', {}), { env: { PATH: process.env.PATH ?? '' } });
 });
 
+test('an answer past 64 MiB fails its request at once, with why, whichever end its id is at', async () => {
+  const h = start('echo-lines');
+  for (const idLast of [false, true]) {
+    const id = `big-${idLast}`;
+    h.child.send({ jsonrpc: '2.0', id, method: 'big-answer', params: { bytes: 64 * MiB, idLast } });
+    const answer = await waitFor(
+      () => h.messages.find((m) => 'id' in m && m.id === id),
+      30_000,
+      `the answer to ${id}`,
+    );
+    assert.equal(answer, {
+      jsonrpc: '2.0',
+      id,
+      error: {
+        code: -32603,
+        message: "the server's answer was longer than 67108864 bytes, the most taken from a stdio server",
+      },
+    });
+  }
+});
+
 test('the stderr tail keeps the last 200 lines, oldest first', async () => {
   const h = start('echo-lines');
   await request(h, 'stderr', { count: 250 });
