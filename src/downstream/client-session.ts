@@ -27,7 +27,8 @@ export interface SessionHost {
  * HTTP response carries each message back. A response goes on the stream of the POST that carried its
  * request; a message related to a request (progress, a server-to-client request during a call) goes on
  * that request's stream; anything else on the session's GET stream, or nowhere when none is open, as the
- * spec allows; but a request of the upstream's is never dropped (see deliverRequest). No event ids are kept, so streams cannot be resumed: a client that lost one asks again.
+ * spec allows; but a request of the upstream's is never dropped (see deliverRequest). No event ids are
+ * kept, so streams cannot be resumed: a client that lost one asks again.
  */
 export class ClientSession implements ChannelListener {
   lastActivity = Date.now();
@@ -159,8 +160,8 @@ export class ClientSession implements ChannelListener {
    * otherwise wait for its own timeout, holding the call that asked.
    */
   private deliverRequest(request: JSONRPCRequest): void {
-    const stream = this.listening ?? this.waiting.values().next().value;
-    if (stream) return stream.send(request);
+    for (const stream of [this.listening, ...this.waiting.values()])
+      if (stream && !stream.gone) return stream.send(request);
     this.host.undeliverable(this, request);
     this.channel.send(
       errorResponse(

@@ -104,7 +104,8 @@ export class SseStream {
     clearTimeout(this.timer);
   }
 
-  private get gone(): boolean {
+  /** Nothing more can be written: ended, or cut (its 'close' may not have come yet). */
+  get gone(): boolean {
     return this.res.writableEnded || this.res.destroyed;
   }
 

@@ -22,23 +22,28 @@ export interface HostRule {
  */
 export function hostDenial(host: string | undefined, rule: HostRule): Denial | undefined {
   if (host === undefined || (!rule.listensOnLoopback && rule.allowedHosts.length === 0)) return undefined;
-  const name = hostName(host).slice(0, 253); // the longest DNS name: the header is echoed back
+  const name = hostName(host);
   if (ipType(bareHost(name)) || name === 'localhost' || name.endsWith('.localhost')) return undefined;
   if (rule.allowedHosts.includes(name)) return undefined;
   return denial(
     403,
     ErrorCode.InvalidRequest,
-    `Forbidden: this proxy does not answer to the host "${name}" (DNS rebinding protection); ` +
-      'list it in allowedHosts if it is yours',
+    // At most the longest DNS name: the header is echoed back.
+    `Forbidden: this proxy does not answer to the host "${name.slice(0, 253)}" (DNS rebinding ` +
+      'protection); list it in allowedHosts if it is yours',
   );
 }
 
-/** The name in a Host header, without its port, lowercase; an IPv6 address keeps its brackets. */
+/**
+ * The name in a Host header, without its port, lowercase, without the trailing dot of a fully qualified
+ * name (`localhost.` is `localhost`); an IPv6 address keeps its brackets.
+ */
 function hostName(host: string): string {
   const lower = host.trim().toLowerCase();
   if (lower.startsWith('[')) return lower.slice(0, lower.indexOf(']') + 1);
   const colon = lower.indexOf(':');
-  return colon === -1 ? lower : lower.slice(0, colon);
+  const name = colon === -1 ? lower : lower.slice(0, colon);
+  return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 
 /** The host check for the routes Koa serves. `rule` is read per request: a reload changes it in place. */

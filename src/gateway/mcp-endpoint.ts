@@ -27,8 +27,9 @@ export interface McpEndpointOptions extends Observers {
  * The MCP endpoints, `/servers/:name/mcp` (and `/mcp` in single-server mode), served on Node's own request
  * and response, ahead of Koa, which serves the operational routes. Every MCP call passes here, and Koa's
  * context, middleware chain and router cost about a sixth of the proxy's CPU per call (decision 0024).
- * In order: request id, access log and metrics, host and origin checks, access control, limits, the server. Each
- * request looks its server up in the fleet when it arrives, so a reload never re-mounts anything.
+ * In order: request id, access log and metrics, host and origin checks, access control, limits, the
+ * server. Each request looks its server up in the fleet when it arrives, so a reload never re-mounts
+ * anything.
  * Returns false for any other path, which Koa then serves.
  */
 export function mcpEndpoint(

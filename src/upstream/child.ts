@@ -194,8 +194,8 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
       if (message) child.onmessage?.(message);
       else log.skipped(name, line);
     },
+    () => log.skipped(name, `[a stdout line longer than ${MAX_MESSAGE_BYTES} bytes was dropped]`),
     (head, tail) => {
-      log.skipped(name, `[a stdout line longer than ${MAX_MESSAGE_BYTES} bytes was dropped]`);
       const id = idOfOverlongAnswer(head.toString('utf8'), tail.toString('utf8'));
       if (id === undefined) return;
       // Answered in the child's place: its call fails now, saying why, instead of timing out.
@@ -301,15 +301,17 @@ class LineSplitter {
   private bytes = 0;
   /** Dropping the rest of a line that went past maxBytes. */
   private overlong = false;
-  /** The first and the last OVERLONG_END_BYTES of the line being dropped. */
+  /** The first and the last OVERLONG_END_BYTES of the line being dropped, kept for onDropped. */
   private head: Buffer = EMPTY;
   private tail: Buffer = EMPTY;
 
   constructor(
     private readonly maxBytes: number,
     private readonly onLine: (line: Buffer) => void,
-    /** A line past maxBytes was dropped; its first and last bytes tell what it was. */
-    private readonly onOverlong: (head: Buffer, tail: Buffer) => void,
+    /** A line went past maxBytes: the rest of it is dropped as it comes. */
+    private readonly onOverlong: () => void,
+    /** That line has ended; its first and last bytes tell what it was. */
+    private readonly onDropped?: (head: Buffer, tail: Buffer) => void,
   ) {}
 
   push(chunk: Buffer): void {
@@ -329,15 +331,18 @@ class LineSplitter {
 
   private add(part: Buffer): void {
     if (this.overlong) {
-      this.tail = lastBytes(Buffer.concat([this.tail, lastBytes(part)]));
+      if (this.onDropped) this.tail = lastBytes(Buffer.concat([this.tail, lastBytes(part)]));
       return;
     }
     if (this.bytes + part.length > this.maxBytes) {
       this.overlong = true;
-      this.head = firstBytes([...this.parts, part]);
-      this.tail = lastBytes(part);
+      if (this.onDropped) {
+        this.head = firstBytes([...this.parts, part]);
+        this.tail = lastBytes(part);
+      }
       this.parts = [];
       this.bytes = 0;
+      this.onOverlong();
       return;
     }
     this.parts.push(part);
@@ -347,7 +352,7 @@ class LineSplitter {
   private endLine(): void {
     if (this.overlong) {
       this.overlong = false;
-      this.onOverlong(this.head, this.tail);
+      this.onDropped?.(this.head, this.tail);
       this.head = this.tail = EMPTY;
       return;
     }
@@ -370,7 +375,7 @@ function firstBytes(parts: Buffer[]): Buffer {
     taken.push(part);
     size += part.length;
   }
-  return Buffer.concat(taken).subarray(0, OVERLONG_END_BYTES);
+  return Buffer.concat(taken, Math.min(size, OVERLONG_END_BYTES));
 }
 
 /** The last OVERLONG_END_BYTES of `bytes` (a view, not a copy). */

@@ -20,5 +20,10 @@ const ID_LAST = new RegExp(String.raw`,\s*"id"\s*:\s*${ID}\s*\}\s*$`);
  */
 export function idOfOverlongAnswer(head: string, tail: string): RequestId | undefined {
   const match = ID_FIRST.exec(head) ?? (RESULT_FIRST.test(head) ? ID_LAST.exec(tail) : null);
-  return match ? (JSON.parse(match[1]!) as RequestId) : undefined;
+  if (!match) return undefined;
+  try {
+    return JSON.parse(match[1]!) as RequestId;
+  } catch {
+    return undefined; // looks like an id but is no JSON (`007`, `"\q"`): no request was given it
+  }
 }

@@ -14,6 +14,15 @@ test('on loopback, only names of this machine, addresses and listed names pass',
   assert.is(hostDenial('Evil.Example:1', { ...onLoopback, allowedHosts: ['evil.example'] }), undefined);
 });
 
+test('a fully qualified name (trailing dot) is the same name; a long one is judged whole', () => {
+  for (const host of ['localhost.', 'app.localhost.:80'])
+    assert.is(hostDenial(host, onLoopback), undefined, host);
+  assert.is(hostDenial('mcp.example.com.', { ...onLoopback, allowedHosts: ['mcp.example.com'] }), undefined);
+  assert.is(hostDenial('evil.example.', onLoopback)?.status, 403);
+  // Its first 253 characters end in .localhost: only a cut name would pass.
+  assert.is(hostDenial(`${'a'.repeat(243)}.localhost.evil.example`, onLoopback)?.status, 403);
+});
+
 test('elsewhere, the check is off until allowedHosts is given', () => {
   assert.is(hostDenial('any.example', { listensOnLoopback: false, allowedHosts: [] }), undefined);
   const listed = { listensOnLoopback: false, allowedHosts: ['mcp.example.com'] };

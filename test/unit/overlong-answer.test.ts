@@ -32,4 +32,10 @@ test('requests, notifications and ids of nested objects are not taken for answer
   assert.is(idOfOverlongAnswer('xxxxxxxx', 'xxxxxxxx'), undefined);
 });
 
+test('an id that is not JSON is no id, and nothing throws', () => {
+  // Thrown, it escaped the child's stdout handler and ended the proxy.
+  assert.is(idOfOverlongAnswer('{"jsonrpc":"2.0","id":007,"result":{', 'x"}}'), undefined);
+  assert.is(idOfOverlongAnswer('{"result":{', '"x"},"jsonrpc":"2.0","id":"a\\qb"}'), undefined);
+});
+
 test.run();
