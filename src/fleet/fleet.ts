@@ -4,7 +4,7 @@ import type { ServerSpec } from '../manifest/types.js';
 import type { UpstreamDeps } from '../upstream/types.js';
 import type { StartVerdict, Upstream, UpstreamStatus } from '../upstream/types.js';
 import { createUpstream } from './create-upstream.js';
-import { FAILED, planReload, type PlanStep, type ReloadAction } from './plan.js';
+import { DOWN, planReload, type Down, type PlanStep, type ReloadAction } from './plan.js';
 
 export interface ServerListing extends UpstreamStatus {
   description?: string;
@@ -66,14 +66,23 @@ export class Fleet {
    * Calls run one after another, in order. Resolves with what was done.
    */
   apply(servers: readonly ServerSpec[]): Promise<ReloadReport> {
-    const run = this.queue.then(() => this.applyNow(servers));
+    const asked = new Date(); // the report is of the manifest as it was then, however long the queue
+    const run = this.queue.then(() => this.applyNow(servers, asked));
     this.queue = run.catch(() => {});
     return run;
   }
 
   /** A reload that failed before anything could be planned (unreadable or invalid manifest). */
   recordFailure(errors: string[]): void {
-    this.lastReload = { time: new Date().toISOString(), result: 'failed', changes: [], errors };
+    this.record({ time: new Date().toISOString(), result: 'failed', changes: [], errors });
+  }
+
+  /**
+   * Keeps the report of the newest manifest. A slow apply finishes after a later file failed to load
+   * (that failure does not wait for it), and its report must not hide that the file is broken now.
+   */
+  private record(report: ReloadReport): void {
+    if (this.lastReload === undefined || report.time >= this.lastReload.time) this.lastReload = report;
   }
 
   get lastReloadReport(): ReloadReport | undefined {
@@ -154,21 +163,21 @@ export class Fleet {
     return all;
   }
 
-  private async applyNow(servers: readonly ServerSpec[]): Promise<ReloadReport> {
+  private async applyNow(servers: readonly ServerSpec[], asked: Date): Promise<ReloadReport> {
     const report: ReloadReport = {
-      time: new Date().toISOString(),
+      time: asked.toISOString(),
       result: 'applied',
       changes: [],
       errors: [],
     };
     if (this.stopped) return report;
     const current = [...this.entries.values()].map((e) => e.spec);
-    const failed = new Set(
-      [...this.entries.values()]
-        .filter((e) => e.upstream?.status().state === 'failed')
-        .map((e) => e.spec.name),
-    );
-    const steps = planReload(current, servers, failed);
+    const down = new Map<string, Down>();
+    for (const { spec, upstream } of this.entries.values()) {
+      const state = upstream?.status().state;
+      if (state === 'failed' || state === 'stopped') down.set(spec.name, state);
+    }
+    const steps = planReload(current, servers, down);
 
     // Start every new version at once, beside what runs now; nothing is swapped before all have answered.
     const started = new Map<string, Started>();
@@ -204,7 +213,7 @@ export class Fleet {
 
     if (steps.every((s) => s.action === 'keep')) report.result = 'unchanged';
     else if (report.errors.length > 0) report.result = 'partial';
-    this.lastReload = report;
+    this.record(report);
     for (const change of report.changes.filter((c) => c.action !== 'keep')) {
       this.log.info('server-changed', { ...change });
     }
@@ -227,9 +236,9 @@ export class Fleet {
         if (!fresh!.verdict.ok) report.errors.push(`${step.name}: could not start: ${fresh!.verdict.reason}`);
         break;
       case 'restart':
-        // A version that had failed serves no one: the new one replaces it as an added server would, its
-        // spec applied, supervised, and reported if it could not start either.
-        if (fresh!.verdict.ok || step.changed.includes(FAILED)) {
+        // A version that had failed or stopped serves no one: the new one replaces it as an added server
+        // would, its spec applied, supervised, and reported if it could not start either.
+        if (fresh!.verdict.ok || step.changed.some((field) => DOWN.includes(field))) {
           entry!.upstream = fresh!.upstream;
           this.drain(step.name, old!.upstream!, old!.spec.drainTimeoutMs);
           if (!fresh!.verdict.ok)

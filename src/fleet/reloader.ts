@@ -65,7 +65,9 @@ export class Reloader {
       this.log.warn('manifest-warning', { diagnostic: formatDiagnostic(d) });
     if (JSON.stringify(result.manifest.listen) !== JSON.stringify(this.listen)) {
       this.log.warn('listen-changed', {
-        note: 'listen.host and listen.port apply at the next start, not on reload',
+        was: this.listen,
+        now: result.manifest.listen,
+        note: 'listen is read at start only: the proxy keeps listening where it started',
       });
       this.listen = result.manifest.listen;
     }

@@ -51,13 +51,14 @@ export function mcpEndpoint(
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
     // Routed only once the credential is checked: that may wait (a JWT's keys), and a reload meanwhile may
     // have replaced the version serving when the request came, and stopped it for having nothing to do.
-    // The access check then authorizes against the version routed to, with nothing waiting in between.
+    // Authorized, with nothing waiting in between, against the server as the manifest declares it now:
+    // a draining version's own spec has the roles it was started with, which a reload may have revoked.
     let upstream: Upstream | undefined;
     const access = await settings.access.guard(
       req,
       res,
       name,
-      () => (upstream = fleet.route(name, sessionId))?.spec,
+      () => (upstream = fleet.route(name, sessionId)) && (fleet.specOf(name) ?? upstream.spec),
       sessionId,
     );
     upstream ??= fleet.route(name, sessionId); // access control off: the guard asked for nothing

@@ -38,6 +38,8 @@ class SharedStdioUpstream implements Upstream {
   private restarts = 0;
   private readonly starts: number[] = [];
   private lastError?: string;
+  /** Why the proxy stopped the current child itself, which its exit (by SIGTERM) would otherwise hide. */
+  private stoppedFor?: string;
   private launched = false;
   private stopping = false;
   private retryTimer?: NodeJS.Timeout;
@@ -85,6 +87,9 @@ class SharedStdioUpstream implements Upstream {
     if (spec.kind !== 'stdio') return;
     this.current = spec;
     this.endpoint.update({ maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs });
+    // Made eager by a reload before its first use: started now, as at boot. Readiness waits for it, and a
+    // proxy held out of its Service for it might never see that first use.
+    if (spec.startup === 'eager' && !this.launched && !this.stopping) this.launch();
   }
 
   handle(req: Parameters<Upstream['handle']>[0], res: Parameters<Upstream['handle']>[1]): Promise<void> {
@@ -154,7 +159,7 @@ class SharedStdioUpstream implements Upstream {
     const child = spawnServerChild(this.spec, this.deps);
     this.child = child;
     const timer = setTimeout(() => {
-      this.lastError = `did not answer initialize within ${MAX_INITIALIZE_MS / 1000} s`;
+      this.stoppedFor = `did not answer initialize within ${MAX_INITIALIZE_MS / 1000} s`;
       void child.stop();
     }, MAX_INITIALIZE_MS);
     child.onmessage = (message: JSONRPCMessage) => {
@@ -187,7 +192,7 @@ class SharedStdioUpstream implements Upstream {
 
   private initialized(child: StdioChild, response: Response): void {
     if ('error' in response) {
-      this.lastError = `initialize failed: ${response.error.message}`;
+      this.stoppedFor = `initialize failed: ${response.error.message}`;
       void child.stop();
       return;
     }
@@ -204,7 +209,8 @@ class SharedStdioUpstream implements Upstream {
     this.mux.upstreamLost(`process ${describeExit(exit)}`);
     if (this.stopping) return;
     const tail = child.stderrTail().at(-1);
-    this.lastError = `process ${describeExit(exit)}${tail ? `; last stderr: ${tail}` : ''}`;
+    this.lastError = `${this.stoppedFor ?? `process ${describeExit(exit)}`}${tail ? `; last stderr: ${tail}` : ''}`;
+    this.stoppedFor = undefined;
     this.settleFirstAttempt(this.lastError);
     this.deps.log.warn('server-exited', { server: this.spec.name, pid: child.pid, reason: this.lastError });
     const decision = decideRestart(this.spec.restart, exit, this.starts, Date.now());

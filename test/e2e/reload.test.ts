@@ -1,4 +1,13 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { once } from 'node:events';
 import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -460,6 +469,102 @@ test('a failed server that fails again on a reload still takes its new settings'
   }
 });
 
+/** Writes the manifest whole, by rename: a watcher reading a file half written would fail a reload. */
+function replaceManifest(proxy: RunningProxy, text: string): void {
+  writeFileSync(`${proxy.manifestPath}.tmp`, text);
+  renameSync(`${proxy.manifestPath}.tmp`, proxy.manifestPath);
+}
+
+test('a lazy server made eager by a reload starts then, and the proxy becomes ready', async () => {
+  const proxy = await startProxy(manifestOf(server('a', '    startup: lazy\n')));
+  try {
+    assert.equal((await status(proxy)).servers[0]!.pids, [], 'not started before its first use');
+    replaceManifest(proxy, manifestOf(server('a', '    startup: eager\n')));
+    await waitFor(
+      async () => {
+        const [a] = (await status(proxy)).servers;
+        return a!.state === 'ready' && a!.pids.length === 1;
+      },
+      10_000,
+      'a to start',
+    );
+    assert.is((await fetch(`${proxy.url}/readyz`)).status, 200);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a server its policy let stop is started again when a reload changes its entry', async () => {
+  // It exits at once the first time it runs, and serves from then on: `restart: never` leaves it stopped.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-once-'));
+  const ran = join(dir, 'ran');
+  const once = (policy: string) =>
+    `  once:\n    command: sh\n    args: ${JSON.stringify(['-c', `[ -e ${ran} ] && exec "$0" "$@"; touch ${ran}`, echo.command, ...echo.args])}\n    restart: ${policy}\n`;
+  const proxy = await startProxy(manifestOf(once('never')));
+  try {
+    const listing = async () => (await status(proxy)).servers[0]!;
+    await waitFor(async () => (await listing()).state === 'stopped', 10_000, 'once to stop');
+    replaceManifest(proxy, manifestOf(once('on-failure')));
+    await waitFor(() => answers(proxy, 'once'), 10_000, 'once to serve under its new policy');
+    const { changes } = (await status(proxy)).reload as unknown as { changes: { changed: string[] }[] };
+    assert.equal(changes[0]!.changed, ['restart', 'stopped']);
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a broken file stays reported after a slow reload before it finishes', async () => {
+  // The slow reload finished last, and its "applied" used to replace the report that the file is broken.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-slow-'));
+  const begun = join(dir, 'begun');
+  const slowArgs = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
+  const proxy = await startProxy(manifestOf(server('one')));
+  try {
+    const oldPid = await pidOf(proxy, 'one');
+    replaceManifest(proxy, manifestOf(`  one:\n    command: sh\n    args: ${JSON.stringify(slowArgs)}\n`));
+    await waitFor(() => existsSync(begun), 10_000, 'the new version to be starting');
+    replaceManifest(proxy, 'servers: [not: a map\n');
+    await waitFor(async () => (await status(proxy)).reload?.result === 'failed', 10_000, 'the failure');
+    await waitFor(async () => ![undefined, oldPid].includes(await pidOf(proxy, 'one')), 10_000, 'the swap');
+    assert.is((await status(proxy)).reload!.result, 'failed', 'the newest manifest is the broken one');
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('roles revoked together with a restart apply to the sessions of the draining version too', async () => {
+  const keys = await heldKeys();
+  keys.release();
+  const guarded = (roles: string, extra = '') => server('guarded', `    requiredRoles: [${roles}]\n${extra}`);
+  const proxy = await startProxy(heldAuth(keys) + manifestOf(guarded('x')), { env: { OPS_KEY } });
+  try {
+    const headers = { authorization: `Bearer ${await keys.token('mcp', { roles: ['x'] })}` };
+    const opened = await postInitialize(`${proxy.url}/servers/guarded/mcp`, headers);
+    assert.is(opened.status, 200);
+    await opened.text();
+    const target = {
+      endpoint: `${proxy.url}/servers/guarded/mcp`,
+      session: opened.headers.get('mcp-session-id')!,
+    };
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' });
+    const oldPid = (await statusWithKey(proxy)).servers[0]!.pids[0];
+    replaceManifest(proxy, heldAuth(keys) + manifestOf(guarded('y', '    env: { V: "2" }\n')));
+    await waitFor(
+      async () => (await statusWithKey(proxy)).servers[0]!.pids.length === 2,
+      10_000,
+      'the new version beside the draining one',
+    );
+    assert.ok(isAlive(oldPid!), 'the old version drains, holding the session');
+    const refused = await postToSession(target, ping, headers);
+    assert.is(refused.status, 403, await refused.text());
+  } finally {
+    await proxy.stop();
+    await keys.close();
+  }
+});
+
 test('with --no-watch edits wait for SIGHUP', async () => {
   const proxy = await startProxy(manifestOf(server('one')), { args: ['--no-watch'] });
   try {
@@ -516,6 +621,27 @@ test('a crashing server is restarted or left down by its policy, without disturb
       'the crashing servers to be handled by their policies',
     );
     assert.ok(await answers(proxy, 'healthy'));
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a server that refuses to initialize is reported with its answer, not with the stop that followed', async () => {
+  const refuses = [
+    '-e',
+    "process.stdin.once('data', (d) => { const { id } = JSON.parse(String(d).split('\\n')[0]);" +
+      " process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32603, message: 'not today' } }) + '\\n');" +
+      ' setInterval(() => {}, 1000); });',
+  ];
+  const proxy = await startProxy(
+    manifestOf(
+      `  refuses:\n    command: ${JSON.stringify(process.execPath)}\n    args: ${JSON.stringify(refuses)}\n    restart: never\n`,
+    ),
+  );
+  try {
+    const listing = async () => (await status(proxy)).servers[0] as Listing & { lastError?: string };
+    await waitFor(async () => (await listing()).state === 'stopped', 10_000, 'refuses to be stopped');
+    assert.match((await listing()).lastError ?? '', 'initialize failed: not today');
   } finally {
     await proxy.stop();
   }

@@ -1,6 +1,6 @@
 import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { planReload } from '../../src/fleet/plan.js';
+import { planReload, type Down } from '../../src/fleet/plan.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { ServerSpec } from '../../src/manifest/types.js';
 
@@ -10,8 +10,8 @@ const servers = (yaml: string): ServerSpec[] => {
   return result.manifest.servers;
 };
 
-const actions = (before: string, after: string, failed: string[] = []) =>
-  planReload(servers(before), servers(after), new Set(failed)).map(
+const actions = (before: string, after: string, down: Record<string, Down> = {}) =>
+  planReload(servers(before), servers(after), new Map(Object.entries(down))).map(
     (s) => `${s.name}:${s.action}${s.changed.length ? `(${s.changed.join(',')})` : ''}`,
   );
 
@@ -87,17 +87,43 @@ test('settings that can change live are updates', () => {
 });
 
 test('a server that had failed is started again, whatever changed; the others are not touched', () => {
-  assert.equal(actions(BASE, BASE, ['c']), ['a:keep', 'b:keep', 'c:restart(failed)']);
+  const failed = { c: 'failed' } as const;
+  assert.equal(actions(BASE, BASE, failed), ['a:keep', 'b:keep', 'c:restart(failed)']);
   const updated = BASE.replace(
     'c: { command: node, args: [c.js] }',
     'c: { command: node, args: [c.js], restart: never }',
   );
-  assert.equal(actions(BASE, updated, ['c']), ['a:keep', 'b:keep', 'c:restart(restart,failed)']);
+  assert.equal(actions(BASE, updated, failed), ['a:keep', 'b:keep', 'c:restart(restart,failed)']);
   const moved = BASE.replace('args: [c.js]', 'args: [c2.js]');
-  assert.equal(actions(BASE, moved, ['c']), ['a:keep', 'b:keep', 'c:restart(args,failed)']);
+  assert.equal(actions(BASE, moved, failed), ['a:keep', 'b:keep', 'c:restart(args,failed)']);
   // Removed or disabled, it goes as any other server would.
   const without = BASE.replace('  c: { command: node, args: [c.js] }\n', '');
-  assert.equal(actions(BASE, without, ['c']), ['a:keep', 'b:keep', 'c:remove']);
+  assert.equal(actions(BASE, without, failed), ['a:keep', 'b:keep', 'c:remove']);
+});
+
+test('a server its restart policy let stop stays stopped, until its entry changes', () => {
+  const stopped = { c: 'stopped' } as const;
+  assert.equal(actions(BASE, BASE, stopped), ['a:keep', 'b:keep', 'c:keep']);
+  // A new policy (or anything else) for it is the operator's word: it is started again under it.
+  const always = BASE.replace(
+    'c: { command: node, args: [c.js] }',
+    'c: { command: node, args: [c.js], restart: on-failure }',
+  );
+  assert.equal(actions(BASE, always, stopped), ['a:keep', 'b:keep', 'c:restart(restart,stopped)']);
+  const described = BASE.replace('args: [c.js] }', 'args: [c.js], description: d }');
+  assert.equal(actions(BASE, described, stopped), ['a:keep', 'b:keep', 'c:restart(description,stopped)']);
+});
+
+test('what does not change the connection does not restart it: header name case, an unused scope', () => {
+  assert.equal(actions(BASE, BASE.replace('{ K: v }', '{ k: v }')), ['a:keep', 'b:keep', 'c:keep']);
+  const scoped = BASE.replace('headers: { K: v } }', "headers: { K: v }, scope: 'api://x/.default' }");
+  assert.equal(actions(BASE, scoped), ['a:keep', 'b:update(scope)', 'c:keep']);
+  const identity = BASE.replace(
+    'headers: { K: v } }',
+    "headers: { K: v }, useWorkloadIdentity: true, scope: 'api://x/.default' }",
+  );
+  const otherScope = identity.replace('api://x/', 'api://y/');
+  assert.equal(actions(identity, otherScope), ['a:keep', 'b:restart(scope)', 'c:keep']);
 });
 
 test('disabling a server removes it, enabling adds it', () => {
