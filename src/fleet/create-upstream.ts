@@ -4,7 +4,7 @@ import { createSessionStdioUpstream } from '../upstream/session-stdio.js';
 import { createSharedStdioUpstream } from '../upstream/shared-stdio.js';
 import type { UpstreamDeps } from '../upstream/types.js';
 import type { Upstream } from '../upstream/types.js';
-import { workloadIdentity } from '../upstream/workload-identity.js';
+import { missingIdentityVariables, workloadIdentity } from '../upstream/workload-identity.js';
 
 /** The one place that knows which implementation serves which kind of server. */
 export function createUpstream(spec: ServerSpec, deps: UpstreamDeps): Upstream {
@@ -15,6 +15,17 @@ export function createUpstream(spec: ServerSpec, deps: UpstreamDeps): Upstream {
       identityTokens: identityTokens(spec, deps),
       ...(deps.maxBodyBytes && { maxBodyBytes: deps.maxBodyBytes }),
     });
+  }
+  if (spec.useWorkloadIdentity) {
+    // The child gets what the proxy has: nothing, and it would only fail later, deep in its own sign-in.
+    const missing = missingIdentityVariables(deps.env);
+    if (missing.length > 0) {
+      deps.log.warn('workload-identity-unset', {
+        server: spec.name,
+        missing,
+        note: "the proxy's environment has no workload identity to give it (is the pod labelled azure.workload.identity/use?)",
+      });
+    }
   }
   return spec.isolation === 'session'
     ? createSessionStdioUpstream(spec, deps)

@@ -131,7 +131,7 @@ export function normalize(
     const path: PathSegment[] = ['servers', name];
     if (!claimName(name, path) || options.isInvalid(path)) continue;
     const spec = serverFromInput(name, server, defaults, options.baseDir);
-    problems.push(...checkIdentityScope(spec, path), ...checkServerUrl(spec, path));
+    problems.push(...checkIdentity(spec, path), ...checkServerUrl(spec, path));
     servers.push(spec);
   }
 
@@ -146,7 +146,7 @@ export function normalize(
     const converted = serverFromAdapter(adapter, path, defaults, options.baseDir);
     problems.push(...converted.problems);
     if (!converted.spec) return;
-    problems.push(...checkIdentityScope(converted.spec, path), ...checkServerUrl(converted.spec, path));
+    problems.push(...checkIdentity(converted.spec, path), ...checkServerUrl(converted.spec, path));
     servers.push(converted.spec);
   });
 
@@ -260,16 +260,30 @@ function serverFromAdapter(
 }
 
 /** A remote server can only present the workload identity as a token for some audience: it needs a scope. */
-function checkIdentityScope(spec: ServerSpec, path: PathSegment[]): Problem[] {
-  if (spec.kind !== 'remote' || !spec.useWorkloadIdentity || spec.scope) return [];
-  const where =
-    spec.origin === 'adapters' ? 'declare it under `servers:` with `url` and `scope`' : 'add `scope`';
-  return [
-    error(
-      path,
-      `uses workload identity with a remote server but names no token scope (such as api://<app-id>/.default); ${where}`,
-    ),
-  ];
+/** A remote server using the identity: it names its scope, and sets no Authorization that would be lost. */
+function checkIdentity(spec: ServerSpec, path: PathSegment[]): Problem[] {
+  if (spec.kind !== 'remote' || !spec.useWorkloadIdentity) return [];
+  const problems: Problem[] = [];
+  const authorization = Object.keys(spec.headers).find((name) => name.toLowerCase() === 'authorization');
+  if (authorization !== undefined) {
+    problems.push(
+      warning(
+        [...path, 'headers', authorization],
+        "is never sent: with useWorkloadIdentity, the identity's token is the Authorization header",
+      ),
+    );
+  }
+  if (!spec.scope) {
+    const where =
+      spec.origin === 'adapters' ? 'declare it under `servers:` with `url` and `scope`' : 'add `scope`';
+    problems.push(
+      error(
+        path,
+        `uses workload identity with a remote server but names no token scope (such as api://<app-id>/.default); ${where}`,
+      ),
+    );
+  }
+  return problems;
 }
 
 /**

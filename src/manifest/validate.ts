@@ -142,6 +142,8 @@ function describePatternOrFormat(e: ErrorObject, path: PathSegment[]): Problem {
   }
   if (path[0] === 'allowedHosts') return error(path, 'must be a host name or IP address, without a port');
   const last = path.at(-1);
+  if (last === 'scope')
+    return error(path, 'must be one scope, without spaces, such as api://<app-id>/.default');
   if (last === 'url' || last === 'MCP_PROXY_URL')
     return error(path, 'must be an absolute http:// or https:// URL');
   return error(path, e.message ?? 'has the wrong form');

@@ -18,6 +18,7 @@ import { ErrorCode } from './jsonrpc.js';
 import { RequestIdPeek } from './request-id-peek.js';
 import type { Upstream, UpstreamState } from './types.js';
 import { urlCredentials } from '../url-credentials.js';
+import { deadline } from '../deadline.js';
 
 const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
 
@@ -259,7 +260,12 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
   ): Promise<void> {
     let token: string;
     try {
-      token = await tokens.next();
+      // The token counts against the server's `timeout` like the upstream's answer: callers share one fetch
+      // per scope, which a slow or throttling token endpoint can hold for half a minute.
+      const { timeoutMs } = spec;
+      token = await (timeoutMs > 0
+        ? deadline(tokens.next(), timeoutMs, `no workload identity token within ${timeoutMs} ms`)
+        : tokens.next());
     } catch (error) {
       return notCalled(req, res, (error as Error).message);
     }

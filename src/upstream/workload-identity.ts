@@ -9,6 +9,12 @@
  * cache (only a claims challenge does, and that asks the endpoint for something else), so a token that an
  * upstream refuses is dropped by replacing the credential: each scope has one of its own.
  *
+ * A failed fetch replaces the credential too. MSAL keeps a scope that met a 429 or 5xx throttled in its
+ * cache, refusing it without asking the endpoint for 60 s, or for as long as a Retry-After says (up to an
+ * hour): a server stayed down that long after its token endpoint recovered, and reloads could not help.
+ * The proxy's own backoff replaces it: a failure is repeated to callers for FAILURE_HOLD_MS, then the next
+ * caller tries again on a new credential. Meanwhile a token still good for a while serves on.
+ *
  * Every setting the credential takes as an option is passed from the environment given, so the library
  * never falls back to process.env for them. What it still reads from process.env, with no option to
  * override: AZURE_REGIONAL_AUTHORITY_NAME, MSAL_FORCE_REGION, REGION_NAME (regional token endpoints),
@@ -33,10 +39,22 @@ export interface WorkloadIdentity {
 
 /** Without any of these the credential cannot ask for a token. */
 const REQUIRED = ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE'] as const;
+
+/** The variables an identity needs that `env` lacks: all three when the pod is not labelled for it. */
+export const missingIdentityVariables = (env: Environment): string[] => REQUIRED.filter((name) => !env[name]);
 /** The library's own default authority, passed explicitly so that it does not look in process.env. */
 const PUBLIC_CLOUD = 'https://login.microsoftonline.com';
 /** Per HTTP attempt to the authority: the library sets no limit, so a silent endpoint would hold requests forever. */
 const ATTEMPT_TIMEOUT_MS = 10_000;
+/**
+ * Per fetch, its retries included: the library waits out each Retry-After in full, three times, and every
+ * caller for the scope waits on the one fetch in progress.
+ */
+const FETCH_TIMEOUT_MS = 30_000;
+/** How long a failed fetch is the answer for its scope (or its still good token is) before the next try. */
+const FAILURE_HOLD_MS = 5000;
+/** A token this far from its expiry still serves when its renewal fails. */
+const STILL_GOOD_MS = 60_000;
 const MAX_REASON_LENGTH = 300;
 /**
  * A refused token is dropped at most this often per scope. An upstream that refuses every token (it expects
@@ -66,7 +84,7 @@ export function workloadIdentity(env: Environment, log: Logger): WorkloadIdentit
 /** A scope's credential and the token it last handed out. */
 interface ScopeCredential {
   credential: Promise<WorkloadIdentityCredential | string>;
-  lastToken?: string;
+  lastToken?: { token: string; expiresOn: number };
 }
 
 function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity {
@@ -77,6 +95,8 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
   const expiries = new Map<string, number>();
   /** When a refusal last replaced each scope's credential. */
   const replacedAt = new Map<string, number>();
+  /** The last failed fetch per scope, and the still good token that serves instead, for FAILURE_HOLD_MS. */
+  const failures = new Map<string, { at: number; error: Error; serving?: string }>();
 
   const fetchToken = async (scope: string): Promise<string> => {
     let scoped = credentials.get(scope);
@@ -87,8 +107,8 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
     const ready = await scoped.credential;
     if (typeof ready === 'string') throw noToken(scope, ready);
     try {
-      const token = await ready.getToken(scope);
-      scoped.lastToken = token.token;
+      const token = await ready.getToken(scope, { abortSignal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+      scoped.lastToken = { token: token.token, expiresOn: token.expiresOnTimestamp };
       if (expiries.get(scope) !== token.expiresOnTimestamp) {
         expiries.set(scope, token.expiresOnTimestamp);
         const expiresOn = new Date(token.expiresOnTimestamp).toISOString();
@@ -96,12 +116,31 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
       }
       return token.token;
     } catch (error) {
-      throw noToken(scope, reasonOf(error));
+      const reason = reasonOf(error);
+      if (credentials.get(scope) === scoped) {
+        credentials.delete(scope);
+        // Its token is kept for the next credential: a refusal drops it, a failed renewal does not.
+        if (scoped.lastToken)
+          credentials.set(scope, { credential: createCredential(env), lastToken: scoped.lastToken });
+      }
+      const kept = scoped.lastToken;
+      const serving = kept && kept.expiresOn - Date.now() > STILL_GOOD_MS ? kept.token : undefined;
+      const failure = noToken(scope, reason);
+      failures.set(scope, { at: Date.now(), error: failure, ...(serving && { serving }) });
+      if (serving === undefined) throw failure;
+      log.warn('workload-identity-renewal-failed', { scope, reason, note: 'the current token serves on' });
+      return serving;
     }
   };
 
   return {
     token(scope) {
+      const failure = failures.get(scope);
+      if (failure && Date.now() - failure.at < FAILURE_HOLD_MS) {
+        return failure.serving === undefined
+          ? Promise.reject(failure.error)
+          : Promise.resolve(failure.serving);
+      }
       let shared = pending.get(scope);
       if (!shared) {
         const fetching = fetchToken(scope).finally(() => {
@@ -114,11 +153,12 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
       return shared;
     },
     refused(scope, token) {
-      if (credentials.get(scope)?.lastToken !== token) return;
+      if (credentials.get(scope)?.lastToken?.token !== token) return;
       const now = Date.now();
       if (now - (replacedAt.get(scope) ?? -Infinity) < REFUSAL_REFETCH_INTERVAL_MS) return;
       replacedAt.set(scope, now);
       credentials.delete(scope);
+      failures.delete(scope); // it may hold the refused token as the one that serves
       // A call in progress would get the refused token from the old credential's cache.
       pending.delete(scope);
       log.warn('workload-identity-token-refused', { scope });
@@ -131,7 +171,7 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
  * takes about 200 ms, which a proxy without such servers, and every other CLI command, should not pay.
  */
 async function createCredential(env: Environment): Promise<WorkloadIdentityCredential | string> {
-  const missing = REQUIRED.filter((name) => !env[name]);
+  const missing = missingIdentityVariables(env);
   if (missing.length > 0) return `${missing.join(', ')} not set in the proxy's environment`;
   try {
     const { WorkloadIdentityCredential } = await import('@azure/identity');

@@ -37,6 +37,8 @@ interface Context {
   issued: Map<string, string[]>;
   /** The proxy's workload-identity variables. */
   identityEnv: Record<string, string>;
+  /** While set, the endpoint answers 503 for the scopes that start with `api://flaky`. */
+  flakyDown: boolean;
 }
 
 const test = suite<Context>('workload identity', {} as Context);
@@ -57,11 +59,18 @@ function answer(context: Context) {
         },
       };
     }
+    if (scope.startsWith('api://flaky') && context.flakyDown) {
+      return {
+        status: 503,
+        body: { error: 'temporarily_unavailable', error_description: 'AADSTS90000: down for a while' },
+      };
+    }
     const token = `access-${randomUUID()}`;
     context.issued.set(scope, [...(context.issued.get(scope) ?? []), token]);
     // An upstream that expects another audience: it refuses every token issued for this scope.
     if (scope.startsWith('api://refusing/')) context.upstream.refuse(`Bearer ${token}`);
-    const lifetime = scope.startsWith('api://short/') ? SHORT_LIFETIME_S : 3600;
+    const short = scope.startsWith('api://short/') || scope.startsWith('api://flaky-short/');
+    const lifetime = short ? SHORT_LIFETIME_S : 3600;
     return { status: 200, body: { token_type: 'Bearer', expires_in: lifetime, access_token: token } };
   };
 }
@@ -99,6 +108,8 @@ test.before(async (context) => {
     remote('refusing', up, '    useWorkloadIdentity: true\n    scope: api://refusing/.default\n'),
     remote('denied', up, '    useWorkloadIdentity: true\n    scope: api://denied/.default\n'),
     remote('plain', up, '    headers: { Authorization: "Bearer configured" }\n'),
+    remote('flaky', up, '    useWorkloadIdentity: true\n    scope: api://flaky/.default\n    timeout: 2s\n'),
+    remote('flaky-short', up, '    useWorkloadIdentity: true\n    scope: api://flaky-short/.default\n'),
     `  with-identity:\n    command: ${JSON.stringify(echo.command)}\n    args: ${list(echo.args)}\n    useWorkloadIdentity: true`,
     `  without-identity:\n    command: ${JSON.stringify(echo.command)}\n    args: ${list(echo.args)}`,
     '',
@@ -285,11 +296,54 @@ test('a token endpoint error answers 503 naming server and reason; the upstream 
   assert.is(upstream.on('/denied').length, 0);
 });
 
-test('without the identity variables a request answers 503 naming them; the upstream is not called', async ({
+test('a token endpoint that was down serves again once it recovers; a slow one is bounded by timeout', async (context) => {
+  // MSAL kept a scope that met a 5xx throttled for 60 s (up to an hour with a Retry-After) whatever the
+  // endpoint did meanwhile; and a request waited for every retry of the fetch, whatever its timeout.
+  context.flakyDown = true;
+  try {
+    const began = Date.now();
+    const { status, body } = await ping(context.proxy, 'flaky');
+    assert.is(status, 503);
+    assert.match(body.error!.message, 'upstream flaky not called');
+    assert.ok(Date.now() - began < BOUND_MS, 'answered within the bound of its wait, not after every retry');
+  } finally {
+    context.flakyDown = false;
+  }
+  await waitFor(
+    async () => (await ping(context.proxy, 'flaky')).status === 200,
+    20_000,
+    'flaky to serve again',
+  );
+});
+
+test('a token whose renewal fails serves on while it is still good', async (context) => {
+  const { proxy, upstream, issued } = context;
+  const scope = 'api://flaky-short/.default';
+  assert.is((await ping(proxy, 'flaky-short')).status, 200);
+  const first = issued.get(scope)![0]!;
+  context.flakyDown = true;
+  try {
+    // The token is due for renewal about 2 s after it was issued, and valid for 300 s more.
+    await waitFor(
+      async () => {
+        assert.is((await ping(proxy, 'flaky-short')).status, 200, 'every call is served meanwhile');
+        return proxy.stderr().includes('"event":"workload-identity-renewal-failed"');
+      },
+      BOUND_MS * 3,
+      'a renewal to fail',
+    );
+  } finally {
+    context.flakyDown = false;
+  }
+  assert.is(upstream.on('/flaky-short').at(-1)?.headers.authorization, `Bearer ${first}`);
+});
+
+test('without the identity variables a request answers 503 naming them; the upstream is not called; a child with the flag is warned of', async ({
   upstream,
 }) => {
   const proxy = await startProxy(
-    `servers:\n${remote('unconfigured', upstream.url, '    useWorkloadIdentity: true\n    scope: api://test/.default\n')}`,
+    `servers:\n${remote('unconfigured', upstream.url, '    useWorkloadIdentity: true\n    scope: api://test/.default\n')}` +
+      `  child:\n    command: ${JSON.stringify(echo.command)}\n    args: ${list(echo.args)}\n    useWorkloadIdentity: true\n`,
   );
   others.push(proxy);
   const { status, body } = await ping(proxy, 'unconfigured');
@@ -299,6 +353,12 @@ test('without the identity variables a request answers 503 naming them; the upst
     'AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE not set in the proxy',
   );
   assert.is(upstream.on('/unconfigured').length, 0);
+  // The child would only fail later, deep in its own sign-in: the proxy says so when it starts it.
+  const warning = proxy
+    .stderr()
+    .split('\n')
+    .find((line) => line.includes('"event":"workload-identity-unset"'));
+  assert.ok(warning?.includes('"server":"child"'), proxy.stderr());
 });
 
 test('a stdio server with useWorkloadIdentity gets the four variables; one without gets none', async ({

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { cliArgs, fromRoot } from './paths.js';
+import { deadline } from '../../src/deadline.js';
 
 export interface RunningProxy {
   /** http://127.0.0.1:PORT */
@@ -174,11 +175,7 @@ export function isAlive(pid: number): boolean {
 
 /** `promise`, or a rejection naming `what` once `ms` pass first (uvu has no per-test timeout). */
 export function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+  return deadline(promise, ms, `timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** Polls `condition` every 50 ms until it holds or `ms` pass. */

@@ -122,6 +122,19 @@ test('where the JWT keys come from over plain http is a warning, unless on this 
   );
 });
 
+test('with the workload identity, a configured Authorization is a warning (never sent); a blank scope an error', () => {
+  const diagnostics = (extra: string) =>
+    load(`servers:\n  r: { url: 'https://host/mcp', useWorkloadIdentity: true, ${extra} }\n`).diagnostics.map(
+      (d) => `${d.severity} ${d.path}: ${d.message}`,
+    );
+  assert.equal(diagnostics("scope: 'api://x/.default', headers: { authorization: 'Bearer k' }"), [
+    "warning servers.r.headers.authorization: is never sent: with useWorkloadIdentity, the identity's token is the Authorization header",
+  ]);
+  assert.equal(diagnostics("scope: '   '"), [
+    'error servers.r.scope: must be one scope, without spaces, such as api://<app-id>/.default',
+  ]);
+});
+
 test('limits.maxBodyBytes stops at 256 MiB: a larger body could not be decoded to text', () => {
   // With 1 GiB allowed, a 540 MiB POST to a stdio server threw ERR_STRING_TOO_LONG and the process died.
   valid('limits: { maxBodyBytes: 268435456 }\nservers: {}\n');
