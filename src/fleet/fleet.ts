@@ -51,6 +51,8 @@ export class Fleet {
   private readonly draining = new Map<string, Set<CountedUpstream>>();
   /** New versions of the reload under way, until it swaps them in: stop() must reach them too. */
   private readonly starting = new Set<CountedUpstream>();
+  /** Of those, the ones a later reload changed or removed again: stopped, and never swapped in. */
+  private readonly superseded = new WeakSet<CountedUpstream>();
   private readonly drainTimers = new Set<NodeJS.Timeout>();
   private queue: Promise<unknown> = Promise.resolve();
   private lastReload?: ReloadReport;
@@ -67,9 +69,29 @@ export class Fleet {
    */
   apply(servers: readonly ServerSpec[]): Promise<ReloadReport> {
     const asked = new Date(); // the report is of the manifest as it was then, however long the queue
+    this.supersede(servers);
     const run = this.queue.then(() => this.applyNow(servers, asked));
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Stops the new versions still starting that `servers` would restart or remove again. Their reload then
+   * keeps what ran before it, and this one, queued behind it, need not wait for an initialize (up to
+   * 120 s, for a server that hangs) whose outcome it would only replace: an edit undone, a typo fixed.
+   */
+  private supersede(servers: readonly ServerSpec[]): void {
+    for (const upstream of this.starting) {
+      const { name } = upstream.spec;
+      const [step] = planReload(
+        [upstream.spec],
+        servers.filter((s) => s.name === name),
+      );
+      if (step?.action !== 'restart' && step?.action !== 'remove') continue;
+      this.superseded.add(upstream);
+      this.log.info('server-start-superseded', { server: name, note: 'a later reload changed it again' });
+      void upstream.stop();
+    }
   }
 
   /** A reload that failed before anything could be planned (unreadable or invalid manifest). */
@@ -229,6 +251,14 @@ export class Fleet {
     const old = this.entries.get(step.name);
     const entry = next.get(step.name);
     const fresh = started.get(step.name);
+    if (fresh && this.superseded.has(fresh.upstream)) {
+      // What ran stays as it was (an added server stays stopped, which is how the next plan finds it):
+      // the reload queued behind this one decides what comes next.
+      if (old?.upstream) next.set(step.name, { spec: old.spec, upstream: old.upstream });
+      else entry!.upstream = fresh.upstream;
+      report.changes.at(-1)!.changed.push('superseded');
+      return;
+    }
     switch (step.action) {
       case 'add':
         // Nothing older to fall back on: the new server is served, and supervised, whatever its start.

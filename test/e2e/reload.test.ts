@@ -2,6 +2,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -528,6 +529,28 @@ test('a broken file stays reported after a slow reload before it finishes', asyn
     await waitFor(async () => (await status(proxy)).reload?.result === 'failed', 10_000, 'the failure');
     await waitFor(async () => ![undefined, oldPid].includes(await pidOf(proxy, 'one')), 10_000, 'the swap');
     assert.is((await status(proxy)).reload!.result, 'failed', 'the newest manifest is the broken one');
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an edit undone while its new version hangs in initialize applies at once, with the next one', async () => {
+  // The reload waited for that initialize (up to 120 s), and every later edit waited behind it.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-hang-'));
+  const pidFile = join(dir, 'pid');
+  const hangs = `  a:\n    command: sh\n    args: ${JSON.stringify(['-c', `echo $$ > ${pidFile}; exec sleep 1000`])}\n`;
+  const proxy = await startProxy(manifestOf(server('a')));
+  try {
+    const oldPid = await pidOf(proxy, 'a');
+    replaceManifest(proxy, manifestOf(hangs));
+    await waitFor(() => existsSync(pidFile), 10_000, 'the new version to be starting');
+    replaceManifest(proxy, manifestOf(server('a'), server('c')));
+    await waitFor(() => answers(proxy, 'c'), 10_000, 'the added server, not held behind the hang');
+    assert.is(await pidOf(proxy, 'a'), oldPid, 'the version that ran all along still serves');
+    assert.ok(await answers(proxy, 'a'));
+    const hung = Number(readFileSync(pidFile, 'utf8'));
+    await waitFor(() => !isAlive(hung), 10_000, 'the hanging version to be stopped');
   } finally {
     await proxy.stop();
     rmSync(dir, { recursive: true, force: true });
