@@ -16,8 +16,11 @@ export interface ServerListing extends UpstreamStatus {
 /** The outcome of the last change of configuration, for /servers and the logs. */
 export interface ReloadReport {
   time: string;
-  /** `failed`: nothing changed. `partial`: some new versions did not start and their old ones still serve. */
-  result: 'applied' | 'unchanged' | 'partial' | 'failed';
+  /**
+   * `failed`: nothing changed. `partial`: some new versions did not start and their old ones still serve.
+   * `superseded`: a newer manifest came before this one's turn, and is applied instead.
+   */
+  result: 'applied' | 'unchanged' | 'partial' | 'failed' | 'superseded';
   changes: { name: string; action: ReloadAction; changed: string[] }[];
   errors: string[];
 }
@@ -56,6 +59,11 @@ export class Fleet {
   private readonly drainTimers = new Set<NodeJS.Timeout>();
   private queue: Promise<unknown> = Promise.resolve();
   private lastReload?: ReloadReport;
+  /** Counts the reloads asked for, failed ones included: their order, whatever the clock says. */
+  private asked = 0;
+  /** The place in that order of the newest manifest asked to be applied, and of the report kept. */
+  private newestApply = 0;
+  private lastReloadOrder = 0;
   private stopped = false;
 
   constructor(
@@ -69,8 +77,15 @@ export class Fleet {
    */
   apply(servers: readonly ServerSpec[]): Promise<ReloadReport> {
     const asked = new Date(); // the report is of the manifest as it was then, however long the queue
+    const order = (this.newestApply = ++this.asked);
     this.supersede(servers);
-    const run = this.queue.then(() => this.applyNow(servers, asked));
+    const run = this.queue.then(() =>
+      // Only the newest manifest matters: one that waited behind a slow start while another came after
+      // it would only start versions that the next one replaces.
+      order < this.newestApply
+        ? { time: asked.toISOString(), result: 'superseded' as const, changes: [], errors: [] }
+        : this.applyNow(servers, asked, order),
+    );
     this.queue = run.catch(() => {});
     return run;
   }
@@ -82,6 +97,7 @@ export class Fleet {
    */
   private supersede(servers: readonly ServerSpec[]): void {
     for (const upstream of this.starting) {
+      if (this.superseded.has(upstream)) continue;
       const { name } = upstream.spec;
       const [step] = planReload(
         [upstream.spec],
@@ -95,16 +111,20 @@ export class Fleet {
   }
 
   /** A reload that failed before anything could be planned (unreadable or invalid manifest). */
-  recordFailure(errors: string[]): void {
-    this.record({ time: new Date().toISOString(), result: 'failed', changes: [], errors });
+  recordFailure(errors: string[]): ReloadReport {
+    const report: ReloadReport = { time: new Date().toISOString(), result: 'failed', changes: [], errors };
+    this.record(report, ++this.asked);
+    return report;
   }
 
   /**
-   * Keeps the report of the newest manifest. A slow apply finishes after a later file failed to load
-   * (that failure does not wait for it), and its report must not hide that the file is broken now.
+   * Keeps the report of the newest reload asked for. A slow apply finishes after a later file failed to
+   * load (that failure does not wait for it), and its report must not hide that the file is broken now.
    */
-  private record(report: ReloadReport): void {
-    if (this.lastReload === undefined || report.time >= this.lastReload.time) this.lastReload = report;
+  private record(report: ReloadReport, order: number): void {
+    if (order < this.lastReloadOrder) return;
+    this.lastReloadOrder = order;
+    this.lastReload = report;
   }
 
   get lastReloadReport(): ReloadReport | undefined {
@@ -185,7 +205,7 @@ export class Fleet {
     return all;
   }
 
-  private async applyNow(servers: readonly ServerSpec[], asked: Date): Promise<ReloadReport> {
+  private async applyNow(servers: readonly ServerSpec[], asked: Date, order: number): Promise<ReloadReport> {
     const report: ReloadReport = {
       time: asked.toISOString(),
       result: 'applied',
@@ -196,7 +216,8 @@ export class Fleet {
     const current = [...this.entries.values()].map((e) => e.spec);
     const down = new Map<string, Down>();
     for (const { spec, upstream } of this.entries.values()) {
-      const state = upstream?.status().state;
+      // An added version superseded before it started never ran: any reload starts it, as a failed one.
+      const state = upstream && this.superseded.has(upstream) ? 'failed' : upstream?.status().state;
       if (state === 'failed' || state === 'stopped') down.set(spec.name, state);
     }
     const steps = planReload(current, servers, down);
@@ -235,7 +256,7 @@ export class Fleet {
 
     if (steps.every((s) => s.action === 'keep')) report.result = 'unchanged';
     else if (report.errors.length > 0) report.result = 'partial';
-    this.record(report);
+    this.record(report, order);
     for (const change of report.changes.filter((c) => c.action !== 'keep')) {
       this.log.info('server-changed', { ...change });
     }

@@ -85,13 +85,12 @@ export class Reloader {
   }
 
   private fail(errors: string[]): ReloadReport {
-    this.fleet.recordFailure(errors);
+    const report = this.fleet.recordFailure(errors);
     this.log.error('reload', {
       result: 'failed',
       note: 'nothing changed; the servers keep running as they were',
       errors,
     });
-    const report = this.fleet.lastReloadReport!;
     this.onreport?.(report);
     return report;
   }

@@ -33,7 +33,13 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
  */
 const EVENT_LOOP_SAMPLE_MS = 100;
 
-const RELOAD_RESULTS: readonly ReloadReport['result'][] = ['applied', 'unchanged', 'partial', 'failed'];
+const RELOAD_RESULTS: readonly ReloadReport['result'][] = [
+  'applied',
+  'unchanged',
+  'partial',
+  'failed',
+  'superseded',
+];
 
 const SERVER_STATES: readonly UpstreamState[] = ['starting', 'ready', 'restarting', 'failed', 'stopped'];
 

@@ -25,6 +25,7 @@
  */
 import type { WorkloadIdentityCredential } from '@azure/identity';
 import type { Logger } from '../log.js';
+import { deadline } from '../deadline.js';
 import type { Environment } from '../manifest/interpolate.js';
 
 export interface WorkloadIdentity {
@@ -48,7 +49,8 @@ const PUBLIC_CLOUD = 'https://login.microsoftonline.com';
 const ATTEMPT_TIMEOUT_MS = 10_000;
 /**
  * Per fetch, its retries included: the library waits out each Retry-After in full, three times, and every
- * caller for the scope waits on the one fetch in progress.
+ * caller for the scope waits on the one fetch in progress. Past it the fetch counts as failed (it may go
+ * on, on a credential no longer used).
  */
 const FETCH_TIMEOUT_MS = 30_000;
 /** How long a failed fetch is the answer for its scope (or its still good token is) before the next try. */
@@ -107,8 +109,14 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
     const ready = await scoped.credential;
     if (typeof ready === 'string') throw noToken(scope, ready);
     try {
-      const token = await ready.getToken(scope, { abortSignal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+      // Raced, not aborted: the library passes no abort signal on to the client-assertion flow.
+      const token = await deadline(
+        ready.getToken(scope),
+        FETCH_TIMEOUT_MS,
+        `no token within ${FETCH_TIMEOUT_MS / 1000} s (the endpoint is slow, or asks to retry later)`,
+      );
       scoped.lastToken = { token: token.token, expiresOn: token.expiresOnTimestamp };
+      failures.delete(scope);
       if (expiries.get(scope) !== token.expiresOnTimestamp) {
         expiries.set(scope, token.expiresOnTimestamp);
         const expiresOn = new Date(token.expiresOnTimestamp).toISOString();
@@ -117,15 +125,13 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
       return token.token;
     } catch (error) {
       const reason = reasonOf(error);
-      if (credentials.get(scope) === scoped) {
-        credentials.delete(scope);
-        // Its token is kept for the next credential: a refusal drops it, a failed renewal does not.
-        if (scoped.lastToken)
-          credentials.set(scope, { credential: createCredential(env), lastToken: scoped.lastToken });
-      }
-      const kept = scoped.lastToken;
-      const serving = kept && kept.expiresOn - Date.now() > STILL_GOOD_MS ? kept.token : undefined;
       const failure = noToken(scope, reason);
+      // Replaced meanwhile (a refusal): this fetch, and the token it held, are not the scope's any more.
+      if (credentials.get(scope) !== scoped) throw failure;
+      // Its token goes on with the next credential: a refusal drops a token, a failed renewal does not.
+      const kept = scoped.lastToken;
+      credentials.set(scope, { credential: createCredential(env), ...(kept && { lastToken: kept }) });
+      const serving = kept && kept.expiresOn - Date.now() > STILL_GOOD_MS ? kept.token : undefined;
       failures.set(scope, { at: Date.now(), error: failure, ...(serving && { serving }) });
       if (serving === undefined) throw failure;
       log.warn('workload-identity-renewal-failed', { scope, reason, note: 'the current token serves on' });

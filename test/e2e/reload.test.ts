@@ -557,6 +557,57 @@ test('an edit undone while its new version hangs in initialize applies at once, 
   }
 });
 
+test('an added server superseded before it started, then failing, is started by a later reload', async () => {
+  // Kept stopped with its first spec, it looked unchanged to every later reload and never ran again.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-superseded-'));
+  const begun = join(dir, 'begun');
+  const slowArgs = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
+  const slow = `  x:\n    command: sh\n    args: ${JSON.stringify(slowArgs)}\n`;
+  const proxy = await startProxy(manifestOf(server('steady')));
+  try {
+    replaceManifest(proxy, manifestOf(server('steady'), slow));
+    await waitFor(() => existsSync(begun), 10_000, 'x to be starting');
+    replaceManifest(proxy, manifestOf(server('steady'), '  x:\n    command: /nonexistent/mcp-server\n'));
+    await waitFor(
+      async () => (await status(proxy)).servers.find((s) => s.name === 'x')?.state === 'failed',
+      10_000,
+      'the second version of x to fail',
+    );
+    replaceManifest(proxy, manifestOf(server('steady'), slow));
+    await waitFor(() => answers(proxy, 'x'), 10_000, 'x as first written to serve');
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a reload whose turn comes after a newer one was asked is skipped: only the newest manifest applies', async () => {
+  // Queued behind a slow start, the middle manifest would start a version that hangs in initialize, and
+  // the newest would wait up to 120 s behind it.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-queued-'));
+  const begun = join(dir, 'begun');
+  const slowArgs = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
+  const slow = `  y:\n    command: sh\n    args: ${JSON.stringify(slowArgs)}\n`;
+  const hangs = '  x:\n    command: sleep\n    args: ["1000"]\n';
+  const proxy = await startProxy(manifestOf(server('x')), { args: ['--no-watch'] });
+  try {
+    const oldPid = await pidOf(proxy, 'x');
+    replaceManifest(proxy, manifestOf(server('x'), slow));
+    proxy.process.kill('SIGHUP');
+    await waitFor(() => existsSync(begun), 10_000, 'y to be starting');
+    replaceManifest(proxy, manifestOf(hangs, slow));
+    proxy.process.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300)); // read, and queued behind y
+    replaceManifest(proxy, manifestOf(server('x'), slow, server('z')));
+    proxy.process.kill('SIGHUP');
+    await waitFor(() => answers(proxy, 'z'), 10_000, 'the newest manifest, not held behind the middle one');
+    assert.is(await pidOf(proxy, 'x'), oldPid, 'x was never touched');
+  } finally {
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('roles revoked together with a restart apply to the sessions of the draining version too', async () => {
   const keys = await heldKeys();
   keys.release();

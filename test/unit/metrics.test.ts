@@ -134,6 +134,7 @@ test('every reload result has a series from the start; each reload counts once',
     'mcp_proxy_reloads_total{result="unchanged"} 0',
     'mcp_proxy_reloads_total{result="partial"} 0',
     'mcp_proxy_reloads_total{result="failed"} 1',
+    'mcp_proxy_reloads_total{result="superseded"} 0',
   ]);
 });
 
