@@ -124,7 +124,7 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
       }
       return token.token;
     } catch (error) {
-      const reason = reasonOf(error);
+      const reason = withAuthority(reasonOf(error), authorityOf(env));
       const failure = noToken(scope, reason);
       // Replaced meanwhile (a refusal): this fetch, and the token it held, are not the scope's any more.
       if (credentials.get(scope) !== scoped) throw failure;
@@ -185,7 +185,7 @@ async function createCredential(env: Environment): Promise<WorkloadIdentityCrede
       clientId: env.AZURE_CLIENT_ID,
       tenantId: env.AZURE_TENANT_ID,
       tokenFilePath: env.AZURE_FEDERATED_TOKEN_FILE,
-      authorityHost: env.AZURE_AUTHORITY_HOST || PUBLIC_CLOUD,
+      authorityHost: authorityOf(env),
       // Instance discovery asks login.microsoftonline.com whether the authority is a known one, so any other
       // authority host (a private cloud, a test endpoint) fails. The authority comes from the proxy's own
       // environment, trusted as much as the federated token file beside it. Known clouds are unaffected:
@@ -208,6 +208,17 @@ async function createCredential(env: Environment): Promise<WorkloadIdentityCrede
     // The constructor checks the tenant id's characters and that the authority uses https.
     return reasonOf(error);
   }
+}
+
+const authorityOf = (env: Environment): string => env.AZURE_AUTHORITY_HOST || PUBLIC_CLOUD;
+
+/** MSAL's errors for an endpoint it could not reach name neither it nor why; a reader needs the host. */
+const UNREACHABLE = /^(network_error|endpoints_resolution_error)\b/;
+
+function withAuthority(reason: string, authority: string): string {
+  const unreachable = UNREACHABLE.exec(reason);
+  if (!unreachable) return reason;
+  return `the token endpoint at ${authority} could not be reached or gave no usable answer (${unreachable[1]})`;
 }
 
 function noToken(scope: string, reason: string): Error {

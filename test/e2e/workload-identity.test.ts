@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -338,6 +340,22 @@ test('a token whose renewal fails serves on while it is still good', async (cont
     context.flakyDown = false;
   }
   assert.is(upstream.on('/flaky-short').at(-1)?.headers.authorization, `Bearer ${first}`);
+});
+
+test('a token endpoint that cannot be reached is named in the 503', async ({ upstream, identityEnv }) => {
+  // MSAL says only "network_error: See https://aka.ms/…" or "endpoints_resolution_error: See …".
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const authority = `https://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+  const proxy = await startProxy(
+    `servers:\n${remote('unreachable', upstream.url, '    useWorkloadIdentity: true\n    scope: api://test/.default\n')}`,
+    { env: { ...identityEnv, AZURE_AUTHORITY_HOST: authority } },
+  );
+  others.push(proxy);
+  const { status, body } = await ping(proxy, 'unreachable');
+  assert.is(status, 503);
+  assert.match(body.error!.message, `the token endpoint at ${authority} could not be reached`);
 });
 
 test('without the identity variables a request answers 503 naming them; the upstream is not called; a child with the flag is warned of', async ({
