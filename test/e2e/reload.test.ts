@@ -476,6 +476,16 @@ function replaceManifest(proxy: RunningProxy, text: string): void {
   renameSync(`${proxy.manifestPath}.tmp`, proxy.manifestPath);
 }
 
+/**
+ * A server that takes a second to start and says when it began (the file `begun` appears in `dir`): time
+ * for another reload to come while it starts.
+ */
+function slowServer(name: string, dir: string): { entry: string; begun: string } {
+  const begun = join(dir, `${name}-begun`);
+  const args = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
+  return { entry: `  ${name}:\n    command: sh\n    args: ${JSON.stringify(args)}\n`, begun };
+}
+
 test('a lazy server made eager by a reload starts then, and the proxy becomes ready', async () => {
   const proxy = await startProxy(manifestOf(server('a', '    startup: lazy\n')));
   try {
@@ -518,12 +528,11 @@ test('a server its policy let stop is started again when a reload changes its en
 test('a broken file stays reported after a slow reload before it finishes', async () => {
   // The slow reload finished last, and its "applied" used to replace the report that the file is broken.
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-slow-'));
-  const begun = join(dir, 'begun');
-  const slowArgs = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
+  const { entry: slow, begun } = slowServer('one', dir);
   const proxy = await startProxy(manifestOf(server('one')));
   try {
     const oldPid = await pidOf(proxy, 'one');
-    replaceManifest(proxy, manifestOf(`  one:\n    command: sh\n    args: ${JSON.stringify(slowArgs)}\n`));
+    replaceManifest(proxy, manifestOf(slow));
     await waitFor(() => existsSync(begun), 10_000, 'the new version to be starting');
     replaceManifest(proxy, 'servers: [not: a map\n');
     await waitFor(async () => (await status(proxy)).reload?.result === 'failed', 10_000, 'the failure');
@@ -560,9 +569,7 @@ test('an edit undone while its new version hangs in initialize applies at once, 
 test('an added server superseded before it started, then failing, is started by a later reload', async () => {
   // Kept stopped with its first spec, it looked unchanged to every later reload and never ran again.
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-superseded-'));
-  const begun = join(dir, 'begun');
-  const slowArgs = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
-  const slow = `  x:\n    command: sh\n    args: ${JSON.stringify(slowArgs)}\n`;
+  const { entry: slow, begun } = slowServer('x', dir);
   const proxy = await startProxy(manifestOf(server('steady')));
   try {
     replaceManifest(proxy, manifestOf(server('steady'), slow));
@@ -585,9 +592,7 @@ test('a reload whose turn comes after a newer one was asked is skipped: only the
   // Queued behind a slow start, the middle manifest would start a version that hangs in initialize, and
   // the newest would wait up to 120 s behind it.
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-queued-'));
-  const begun = join(dir, 'begun');
-  const slowArgs = ['-c', `touch ${begun}; sleep 1; exec "$0" "$@"`, echo.command, ...echo.args];
-  const slow = `  y:\n    command: sh\n    args: ${JSON.stringify(slowArgs)}\n`;
+  const { entry: slow, begun } = slowServer('y', dir);
   const hangs = '  x:\n    command: sleep\n    args: ["1000"]\n';
   const proxy = await startProxy(manifestOf(server('x')), { args: ['--no-watch'] });
   try {
