@@ -37,7 +37,8 @@ const DEFAULT_PORT = 8000;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Where the servers come from: a manifest file (reloadable), or the single-server variables. */
-type Source = { manifest: Manifest; file?: string; text?: string };
+/** A manifest to serve; from a file, with its text and its warnings (formatted) too. */
+type Source = { manifest: Manifest; file?: string; text?: string; warnings?: string[] };
 
 /** `mcp-proxy serve`: loads the manifest (or the single-server variables), starts the fleet, serves. */
 export async function serveCommand(options: ServeOptions): Promise<number> {
@@ -133,7 +134,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     else log.warn('reload-ignored', { note: 'single-server mode has no manifest to reload' });
   });
 
-  const boot = await fleet.apply(manifest.servers).catch(async (error: unknown) => {
+  const boot = await fleet.apply(manifest.servers, source.warnings).catch(async (error: unknown) => {
     await shutdown(); // the watcher would keep the process from ever exiting
     throw error;
   });
@@ -209,7 +210,8 @@ async function fromFile(options: ServeOptions, err: (line: string) => void): Pro
     return 2;
   }
   const result = loadManifest({ file, bytes: read.bytes, env: options.env, baseDir: dirname(resolve(file)) });
-  for (const d of result.diagnostics) err(formatDiagnostic(d));
+  const diagnostics = result.diagnostics.map(formatDiagnostic);
+  for (const line of diagnostics) err(line);
   if (!result.manifest) return 1;
-  return { manifest: result.manifest, file, text: read.bytes.toString('utf8') };
+  return { manifest: result.manifest, file, text: read.bytes.toString('utf8'), warnings: diagnostics };
 }

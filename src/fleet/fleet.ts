@@ -23,6 +23,8 @@ export interface ReloadReport {
   result: 'applied' | 'unchanged' | 'partial' | 'failed' | 'superseded';
   changes: { name: string; action: ReloadAction; changed: string[] }[];
   errors: string[];
+  /** The manifest's warnings, positioned: they do not keep it from being applied. */
+  warnings: string[];
 }
 
 interface Entry {
@@ -75,7 +77,7 @@ export class Fleet {
    * Makes the fleet serve `servers`: the first call starts everything, later ones apply the difference.
    * Calls run one after another, in order. Resolves with what was done.
    */
-  apply(servers: readonly ServerSpec[]): Promise<ReloadReport> {
+  apply(servers: readonly ServerSpec[], warnings: readonly string[] = []): Promise<ReloadReport> {
     const asked = new Date(); // the report is of the manifest as it was then, however long the queue
     const order = (this.newestApply = ++this.asked);
     this.supersede(servers);
@@ -83,8 +85,8 @@ export class Fleet {
       // Only the newest manifest matters: one that waited behind a slow start while another came after
       // it would only start versions that the next one replaces.
       order < this.newestApply
-        ? { time: asked.toISOString(), result: 'superseded' as const, changes: [], errors: [] }
-        : this.applyNow(servers, asked, order),
+        ? { time: asked.toISOString(), result: 'superseded' as const, changes: [], errors: [], warnings: [] }
+        : this.applyNow(servers, asked, order, warnings),
     );
     this.queue = run.catch(() => {});
     return run;
@@ -112,7 +114,13 @@ export class Fleet {
 
   /** A reload that failed before anything could be planned (unreadable or invalid manifest). */
   recordFailure(errors: string[]): ReloadReport {
-    const report: ReloadReport = { time: new Date().toISOString(), result: 'failed', changes: [], errors };
+    const report: ReloadReport = {
+      time: new Date().toISOString(),
+      result: 'failed',
+      changes: [],
+      errors,
+      warnings: [],
+    };
     this.record(report, ++this.asked);
     return report;
   }
@@ -205,12 +213,18 @@ export class Fleet {
     return all;
   }
 
-  private async applyNow(servers: readonly ServerSpec[], asked: Date, order: number): Promise<ReloadReport> {
+  private async applyNow(
+    servers: readonly ServerSpec[],
+    asked: Date,
+    order: number,
+    warnings: readonly string[],
+  ): Promise<ReloadReport> {
     const report: ReloadReport = {
       time: asked.toISOString(),
       result: 'applied',
       changes: [],
       errors: [],
+      warnings: [...warnings],
     };
     if (this.stopped) return report;
     const current = [...this.entries.values()].map((e) => e.spec);

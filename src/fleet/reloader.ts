@@ -61,8 +61,9 @@ export class Reloader {
     if (!result.manifest) {
       return this.fail(result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic));
     }
-    for (const d of result.diagnostics)
-      this.log.warn('manifest-warning', { diagnostic: formatDiagnostic(d) });
+    // A manifest that loaded has only warnings left: logged, and kept in the report /servers shows.
+    const warnings = result.diagnostics.map(formatDiagnostic);
+    for (const diagnostic of warnings) this.log.warn('manifest-warning', { diagnostic });
     if (JSON.stringify(result.manifest.listen) !== JSON.stringify(this.listen)) {
       this.log.warn('listen-changed', {
         was: this.listen,
@@ -73,7 +74,7 @@ export class Reloader {
     }
     // Settings first: a server the reload adds must be behind the new access rules when it appears.
     this.onmanifest?.(result.manifest);
-    const report = await this.fleet.apply(result.manifest.servers);
+    const report = await this.fleet.apply(result.manifest.servers, warnings);
     const log = report.result === 'partial' ? this.log.error : this.log.info;
     log('reload', {
       result: report.result,

@@ -644,6 +644,26 @@ test('roles revoked together with a restart apply to the sessions of the drainin
   }
 });
 
+test("a manifest's warnings are in the report /servers shows, at boot and on reload", async () => {
+  const remote = (name: string) =>
+    `  ${name}:\n    url: http://127.0.0.1:9/mcp\n    useWorkloadIdentity: true\n    scope: api://x/.default\n    headers: { Authorization: "Bearer lost" }\n`;
+  const proxy = await startProxy(manifestOf(server('one'), remote('first')));
+  try {
+    const report = async () =>
+      (await status(proxy)).reload as unknown as { result: string; warnings: string[] };
+    assert.match((await report()).warnings.join('\n'), 'servers.first.headers.Authorization: is never sent');
+    replaceManifest(proxy, manifestOf(server('one'), remote('second')));
+    await waitFor(
+      async () => (await report()).warnings.join('\n').includes('servers.second.headers.Authorization'),
+      10_000,
+      "the reload's warning in its report",
+    );
+    assert.is((await report()).result, 'applied');
+  } finally {
+    await proxy.stop();
+  }
+});
+
 test('with --no-watch edits wait for SIGHUP', async () => {
   const proxy = await startProxy(manifestOf(server('one')), { args: ['--no-watch'] });
   try {
