@@ -8,8 +8,6 @@ import type { InFlight } from './in-flight.js';
 import { mcpEndpoint } from './mcp-endpoint.js';
 import type { Metrics } from './metrics.js';
 import { httpErrorReporter, observe, type HttpErrorReporter } from './observe.js';
-import { hostCheck } from './host-check.js';
-import { originCheck } from './origin.js';
 import { readiness } from './readiness.js';
 import { requestId } from './request-id.js';
 import type { MayUse } from './auth/access-control.js';
@@ -67,8 +65,11 @@ function createApp(
     );
     await next();
   });
-  app.use(hostCheck(() => settings.hosts));
-  app.use(originCheck(() => settings.allowedOrigins));
+  app.use(async (ctx, next) => {
+    const refused = settings.browserDenial(ctx.req.headers);
+    if (refused) return setDenial(ctx, refused);
+    await next();
+  });
 
   const router = new Router();
   router.get('/healthz', (ctx) => {

@@ -1,7 +1,6 @@
-import type Koa from 'koa';
 import { bareHost, ipType } from '../host-address.js';
 import { ErrorCode } from '../upstream/jsonrpc.js';
-import { denial, setDenial, type Denial } from './denial.js';
+import { denial, type Denial } from './denial.js';
 
 /** Which `Host` headers the proxy answers. */
 export interface HostRule {
@@ -44,13 +43,4 @@ function hostName(host: string): string {
   const colon = lower.indexOf(':');
   const name = colon === -1 ? lower : lower.slice(0, colon);
   return name.endsWith('.') ? name.slice(0, -1) : name;
-}
-
-/** The host check for the routes Koa serves. `rule` is read per request: a reload changes it in place. */
-export function hostCheck(rule: () => HostRule): Koa.Middleware {
-  return async (ctx, next) => {
-    const refused = hostDenial(ctx.get('Host') || undefined, rule());
-    if (refused) return setDenial(ctx, refused);
-    await next();
-  };
 }

@@ -8,8 +8,6 @@ import type { Upstream } from '../upstream/types.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
 import { headerText } from './headers.js';
 import { observe, type HttpErrorReporter, type Observers } from './observe.js';
-import { hostDenial } from './host-check.js';
-import { originDenial } from './origin.js';
 import { requestIdFor } from './request-id.js';
 import type { GatewaySettings } from './settings.js';
 
@@ -43,9 +41,7 @@ export function mcpEndpoint(
   let opening = 0;
 
   async function serve(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
-    const refused =
-      hostDenial(headerText(req.headers, 'host'), settings.hosts) ??
-      originDenial(headerText(req.headers, 'origin'), settings.allowedOrigins);
+    const refused = settings.browserDenial(req.headers);
     if (refused) return writeDenial(res, refused);
     const sessionId = headerText(req.headers, 'mcp-session-id');
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.

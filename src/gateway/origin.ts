@@ -1,6 +1,5 @@
-import type Koa from 'koa';
 import { ErrorCode } from '../upstream/jsonrpc.js';
-import { denial, setDenial, type Denial } from './denial.js';
+import { denial, type Denial } from './denial.js';
 
 /** Browsers on this machine are always allowed: the proxy often runs beside the tools that call it. */
 const LOOPBACK_ORIGIN = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i;
@@ -13,13 +12,4 @@ export function originDenial(origin: string | undefined, allowed: readonly strin
   if (!origin || LOOPBACK_ORIGIN.test(origin)) return undefined;
   if (allowed.some((a) => a.toLowerCase() === origin.toLowerCase())) return undefined;
   return denial(403, ErrorCode.InvalidRequest, 'Forbidden: this Origin may not use the proxy');
-}
-
-/** The origin check for the routes Koa serves. `allowed` is read per request: a reload changes it in place. */
-export function originCheck(allowed: () => readonly string[]): Koa.Middleware {
-  return async (ctx, next) => {
-    const refused = originDenial(ctx.get('Origin'), allowed());
-    if (refused) return setDenial(ctx, refused);
-    await next();
-  };
 }

@@ -1,6 +1,10 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { DEFAULT_LIMITS, type Limits, type Manifest } from '../manifest/types.js';
 import { AccessControl } from './auth/access-control.js';
-import type { HostRule } from './host-check.js';
+import type { Denial } from './denial.js';
+import { headerText } from './headers.js';
+import { hostDenial, type HostRule } from './host-check.js';
+import { originDenial } from './origin.js';
 
 /**
  * What the gateway enforces besides the servers themselves: access control, allowed hosts and origins,
@@ -27,5 +31,16 @@ export class GatewaySettings {
     this.allowedOrigins = manifest.allowedOrigins;
     this.hosts = { ...this.hosts, allowedHosts: manifest.allowedHosts };
     this.limits = manifest.limits;
+  }
+
+  /**
+   * The refusal of a request from a browser page it should not serve, on every route before anything else:
+   * a name the proxy does not answer to (DNS rebinding), or a page of a foreign origin.
+   */
+  browserDenial(headers: IncomingHttpHeaders): Denial | undefined {
+    return (
+      hostDenial(headerText(headers, 'host'), this.hosts) ??
+      originDenial(headerText(headers, 'origin'), this.allowedOrigins)
+    );
   }
 }
