@@ -63,8 +63,9 @@ export class Fleet {
   private lastReload?: ReloadReport;
   /** Counts the reloads asked for, failed ones included: their order, whatever the clock says. */
   private asked = 0;
-  /** The place in that order of the newest manifest asked to be applied, and of the report kept. */
+  /** The place in that order of the newest manifest asked to be applied. */
   private newestApply = 0;
+  /** The place in that order of the reload `lastReload` reports. */
   private lastReloadOrder = 0;
   private stopped = false;
 
@@ -85,7 +86,7 @@ export class Fleet {
       // Only the newest manifest matters: one that waited behind a slow start while another came after
       // it would only start versions that the next one replaces.
       order < this.newestApply
-        ? { time: asked.toISOString(), result: 'superseded' as const, changes: [], errors: [], warnings: [] }
+        ? reportOf(asked, 'superseded')
         : this.applyNow(servers, asked, order, warnings),
     );
     this.queue = run.catch(() => {});
@@ -114,13 +115,7 @@ export class Fleet {
 
   /** A reload that failed before anything could be planned (unreadable or invalid manifest). */
   recordFailure(errors: string[]): ReloadReport {
-    const report: ReloadReport = {
-      time: new Date().toISOString(),
-      result: 'failed',
-      changes: [],
-      errors,
-      warnings: [],
-    };
+    const report = reportOf(new Date(), 'failed', errors);
     this.record(report, ++this.asked);
     return report;
   }
@@ -219,13 +214,7 @@ export class Fleet {
     order: number,
     warnings: readonly string[],
   ): Promise<ReloadReport> {
-    const report: ReloadReport = {
-      time: asked.toISOString(),
-      result: 'applied',
-      changes: [],
-      errors: [],
-      warnings: [...warnings],
-    };
+    const report = reportOf(asked, 'applied', [], warnings);
     if (this.stopped) return report;
     const current = [...this.entries.values()].map((e) => e.spec);
     const down = new Map<string, Down>();
@@ -351,6 +340,16 @@ export class Fleet {
     let timer = setTimeout(check, 0);
     this.drainTimers.add(timer);
   }
+}
+
+/** A report with no changes yet: `time` is when the reload was asked. */
+function reportOf(
+  time: Date,
+  result: ReloadReport['result'],
+  errors: string[] = [],
+  warnings: readonly string[] = [],
+): ReloadReport {
+  return { time: time.toISOString(), result, changes: [], errors, warnings: [...warnings] };
 }
 
 /**
