@@ -36,8 +36,10 @@ const DEFAULT_PORT = 8000;
 /** How long requests being answered may take to finish after SIGTERM before sessions are closed anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** Where the servers come from: a manifest file (reloadable), or the single-server variables. */
-/** A manifest to serve; from a file, with its text and its warnings (formatted) too. */
+/**
+ * Where the servers come from: a manifest file (reloadable, with its text and its warnings, formatted), or
+ * the single-server variables.
+ */
 type Source = { manifest: Manifest; file?: string; text?: string; warnings?: string[] };
 
 /** `mcp-proxy serve`: loads the manifest (or the single-server variables), starts the fleet, serves. */

@@ -259,8 +259,10 @@ function serverFromAdapter(
   return { spec, problems };
 }
 
-/** A remote server can only present the workload identity as a token for some audience: it needs a scope. */
-/** A remote server using the identity: it names its scope, and sets no Authorization that would be lost. */
+/**
+ * A remote server using the identity: it names its scope (the identity is presented as a token for some
+ * audience), and sets no Authorization that would be lost.
+ */
 function checkIdentity(spec: ServerSpec, path: PathSegment[]): Problem[] {
   if (spec.kind !== 'remote' || !spec.useWorkloadIdentity) return [];
   const problems: Problem[] = [];

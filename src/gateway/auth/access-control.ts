@@ -72,9 +72,8 @@ export class AccessControl {
    * For /servers/:name/mcp: authenticates, authorizes for the server, checks the session's owner, and
    * records the owner of a session the response opens. `specNow` gives the spec to authorize against (the
    * server as the manifest declares it now), undefined for a name the fleet does not serve: asked once the
-   * credential is checked, which
-   * may wait (a JWT's keys), during which a reload may add the server or change its roles; nothing waits
-   * after it. `sessionId` is the request's Mcp-Session-Id, if it has one.
+   * credential is checked, which may wait (a JWT's keys), during which a reload may add the server or
+   * change its roles; nothing waits after it. `sessionId` is the request's Mcp-Session-Id, if it has one.
    */
   async guard(
     req: IncomingMessage,
