@@ -93,8 +93,6 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
   /** Built on the first token asked for (see createCredential), one per scope, replaced when refused. */
   const credentials = new Map<string, ScopeCredential>();
   const pending = new Map<string, Promise<string>>();
-  /** Expiry of the token last handed out per scope: a different one means a new token, worth a log line. */
-  const expiries = new Map<string, number>();
   /** When a refusal last replaced each scope's credential. */
   const replacedAt = new Map<string, number>();
   /** The last failed fetch per scope, and the still good token that serves instead, for FAILURE_HOLD_MS. */
@@ -115,13 +113,13 @@ function createWorkloadIdentity(env: Environment, log: Logger): WorkloadIdentity
         FETCH_TIMEOUT_MS,
         `no token within ${FETCH_TIMEOUT_MS / 1000} s (the endpoint is slow, or asks to retry later)`,
       );
-      scoped.lastToken = { token: token.token, expiresOn: token.expiresOnTimestamp };
       failures.delete(scope);
-      if (expiries.get(scope) !== token.expiresOnTimestamp) {
-        expiries.set(scope, token.expiresOnTimestamp);
+      // A different expiry than the token last handed out means a new token, worth a log line.
+      if (scoped.lastToken?.expiresOn !== token.expiresOnTimestamp) {
         const expiresOn = new Date(token.expiresOnTimestamp).toISOString();
         log.info('workload-identity-token', { scope, expiresOn });
       }
+      scoped.lastToken = { token: token.token, expiresOn: token.expiresOnTimestamp };
       return token.token;
     } catch (error) {
       const reason = withAuthority(reasonOf(error), authorityOf(env));
