@@ -115,20 +115,22 @@ class SharedStdioUpstream implements Upstream {
       name: this.spec.name,
       kind: 'stdio',
       isolation: 'shared',
-      state:
-        this.launched || this.stopping
-          ? this.state
-          : this.spec.startup !== 'lazy'
-            ? 'starting'
-            : this.lastError === undefined
-              ? 'ready'
-              : 'failed',
+      state: this.launched || this.stopping ? this.state : this.stateBeforeLaunch(),
       pids: this.child?.pid !== undefined && this.state !== 'stopped' ? [this.child.pid] : [],
       sessions: this.sessionCount(),
       restarts: this.restarts,
       ...(this.lastError !== undefined && { lastError: this.lastError }),
       stderr: this.child?.stderrTail() ?? [],
     };
+  }
+
+  /**
+   * What start-up will do, before any child ran: an eager server is starting; a lazy one is ready for its
+   * first use, or failed when its command was found unable to run.
+   */
+  private stateBeforeLaunch(): UpstreamState {
+    if (this.spec.startup !== 'lazy') return 'starting';
+    return this.lastError === undefined ? 'ready' : 'failed';
   }
 
   private async openChannel(): Promise<SessionChannel> {
