@@ -80,7 +80,7 @@ ENV HOST=0.0.0.0 \
 # name such as `node`, the base image's user with this id).
 USER 1000:1000
 EXPOSE 8000
-# /healthz answers once the proxy listens, which is after every eager server answered initialize or
+# /healthz answers 503 until every eager server answered initialize or
 # gave up (at most 120 s each, a first npx or uvx download included): hence the start period.
 # No curl in a slim image; Node's fetch does the same.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5m --retries=3 \

@@ -1,8 +1,9 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { Fleet } from '../fleet/fleet.js';
 import { createGateway } from '../gateway/app.js';
+import { denial, writeDenial } from '../gateway/denial.js';
 import { isLoopback } from '../host-address.js';
 import { createLogger, parseLevel } from '../log.js';
 import { formatDiagnostic } from '../manifest/diagnostics.js';
@@ -18,6 +19,7 @@ import { watchManifest, type ManifestWatcher } from '../fleet/watch.js';
 import { InFlight } from '../gateway/in-flight.js';
 import { Metrics } from '../gateway/metrics.js';
 import { setMarkingTriggers } from '../marking-triggers.js';
+import { ErrorCode } from '../upstream/jsonrpc.js';
 
 export interface ServeOptions {
   /** `-c FILE`, when given: it always wins over single-server mode. */
@@ -35,6 +37,8 @@ const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 8000;
 /** How long requests being answered may take to finish after SIGTERM before sessions are closed anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** What a request while the servers start is told to wait before trying again. */
+const STARTING_RETRY_AFTER_S = 5;
 
 /**
  * Where the servers come from: a manifest file (reloadable, with its text and its warnings, formatted), or
@@ -84,8 +88,10 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     ...(single && { aliasAtRoot: SINGLE_SERVER_NAME }),
   });
   // Node checks header and request timeouts on this interval (30 s by default): a slow client would
-  // otherwise hold its connection far beyond `headersTimeout`.
-  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, gateway);
+  // otherwise hold its connection far beyond `headersTimeout`. Until the fleet has started, every request
+  // is told that it is starting: the gateway takes over once it has.
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, answerStarting);
+  applyServerTimeouts(server, settings.limits);
 
   let watcher: ManifestWatcher | undefined;
   let reloader: Reloader | undefined;
@@ -136,13 +142,8 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     else log.warn('reload-ignored', { note: 'single-server mode has no manifest to reload' });
   });
 
-  const boot = await fleet.apply(manifest.servers, source.warnings).catch(async (error: unknown) => {
-    await shutdown(); // the watcher would keep the process from ever exiting
-    throw error;
-  });
-  if (stopping) return stopped;
-  for (const error of boot.errors) log.error('server-start-failed', { error });
-
+  // Bound before any server starts (decision 0046): an address that cannot be had fails at once, not after
+  // every child has started, and a probe meanwhile gets an answer rather than a refused connection.
   server.listen({ host, port });
   try {
     await once(server, 'listening');
@@ -158,7 +159,21 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   }
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  applyServerTimeouts(server, settings.limits);
+  log.info('starting', { host, port: bound, servers: manifest.servers.filter((s) => !s.disabled).length });
+
+  // Eager servers may take minutes to answer initialize (a first `npx -y` download): say which, now and then.
+  const waiting = setInterval(() => log.info('waiting-for-servers', { servers: fleet.waitingFor() }), 10_000);
+  const boot = await fleet
+    .apply(manifest.servers, source.warnings)
+    .catch(async (error: unknown) => {
+      await shutdown(); // the watcher would keep the process from ever exiting
+      throw error;
+    })
+    .finally(() => clearInterval(waiting));
+  if (stopping) return stopped;
+  for (const error of boot.errors) log.error('server-start-failed', { error });
+  server.off('request', answerStarting);
+  server.on('request', gateway);
   if (!manifest.auth && !isLoopback(host)) {
     // Whoever reaches this port can act with the pod's identity and run the manifest's commands.
     const warning = `no access control (auth:) and listening on ${host}: anyone who can reach this port can use every server`;
@@ -175,6 +190,19 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   log.info('listening', { host, port: bound, servers: enabled, watching: watcher !== undefined });
   process.stdout.write(`mcp-proxy listening on http://${host}:${bound} (${enabled} servers)\n`);
   return stopped;
+}
+
+/**
+ * The answer to every request while the fleet starts: 503 with a JSON-RPC error, which an MCP client reports
+ * as it is, and a probe reads as not started yet.
+ */
+function answerStarting(_req: IncomingMessage, res: ServerResponse): void {
+  writeDenial(
+    res,
+    denial(503, ErrorCode.UpstreamUnavailable, 'the proxy is starting its servers; try again shortly', {
+      'Retry-After': String(STARTING_RETRY_AFTER_S),
+    }),
+  );
 }
 
 /** A setting given empty (`PORT=` in a container's environment) is not given: '' would bind every interface. */

@@ -155,6 +155,11 @@ export class Fleet {
     return this.entries.get(name)?.spec;
   }
 
+  /** The servers whose new versions are still starting (waiting for `initialize`), by name. */
+  waitingFor(): string[] {
+    return [...this.starting].filter((u) => u.status().state === 'starting').map((u) => u.spec.name);
+  }
+
   list(): ServerListing[] {
     return [...this.entries.values()].map(({ spec, upstream, reloadError }) => {
       const status: UpstreamStatus = upstream?.status() ?? {
