@@ -3,7 +3,8 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
-import { setDenial, unknownServer } from './denial.js';
+import { ErrorCode } from '../upstream/jsonrpc.js';
+import { denial, setDenial, unknownServer } from './denial.js';
 import type { InFlight } from './in-flight.js';
 import { mcpEndpoint } from './mcp-endpoint.js';
 import type { Metrics } from './metrics.js';
@@ -116,8 +117,15 @@ function createApp(
 
   // RFC 9728: where a client learns which authorization server issues tokens for an endpoint.
   const metadata = (name: string) => (ctx: Koa.Context) => {
+    // Without JWT auth there is none for any name: said alike for all, it tells nothing of which exist.
     const document = access.resourceMetadata(ctx.req.headers, name);
-    if (!document || !fleet.has(name)) return setDenial(ctx, unknownServer(name));
+    if (!document) {
+      return setDenial(
+        ctx,
+        denial(404, ErrorCode.InvalidRequest, 'no OAuth metadata: auth.jwt is not configured'),
+      );
+    }
+    if (!fleet.has(name)) return setDenial(ctx, unknownServer(name));
     ctx.body = document;
   };
   router.get('/.well-known/oauth-protected-resource/servers/:name/mcp', (ctx) =>

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type Koa from 'koa';
 import { refusal, type Refusal } from '../downstream/wire.js';
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
+import { noteRequest } from './observe.js';
 
 /**
  * A request the gateway answers itself, with an error: refused by the origin check, access control or a
@@ -24,6 +25,7 @@ export function denial(
 
 /** Answers on Node's response: a JSON-RPC error body with id null, with the headers Koa gives the same body. */
 export function writeDenial(res: ServerResponse, { status, code, message, headers }: Denial): void {
+  noteRequest(res, { denied: message });
   const body = errorBody(code, message);
   res
     .writeHead(status, {
@@ -36,6 +38,7 @@ export function writeDenial(res: ServerResponse, { status, code, message, header
 
 /** Answers through Koa's context, for the routes Koa serves. */
 export function setDenial(ctx: Koa.Context, { status, code, message, headers }: Denial): void {
+  noteRequest(ctx.res, { denied: message });
   ctx.status = status;
   if (headers) ctx.set(headers);
   ctx.type = 'application/json';

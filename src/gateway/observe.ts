@@ -32,6 +32,23 @@ export function httpErrorReporter(log: Logger): HttpErrorReporter {
   };
 }
 
+/**
+ * What the access-log line tells of a request beyond what `observe` is given, learnt while it is answered:
+ * who called (the principal's id: `key:<name>`, or `jwt:<issuer>#<subject>`), and why it was refused.
+ */
+export interface RequestNotes {
+  principal?: string;
+  denied?: string;
+}
+
+const notes = new WeakMap<ServerResponse, RequestNotes>();
+
+/** Adds to what the request's access-log line will say. */
+export function noteRequest(res: ServerResponse, note: RequestNotes): void {
+  const known = notes.get(res);
+  notes.set(res, known ? { ...known, ...note } : note);
+}
+
 /** nginx's "client closed request": the client left before any answer was sent, so no real status exists. */
 const CLIENT_CLOSED = 499;
 
@@ -39,8 +56,8 @@ const CLIENT_CLOSED = 499;
  * One access-log line and the request metrics per finished request, and the in-flight count. All wait for
  * the response to close: an MCP answer may stream long after whoever started it returned. They share one
  * 'close' listener, which is paid for on every request. The log line holds the method, the path without
- * its query, the server, the status, the time and the request id; never header values or bodies, which
- * can carry tokens.
+ * its query, the server, the status, the time, the request id and its notes (`noteRequest`); never header
+ * values or bodies, which can carry tokens.
  */
 export function observe(
   res: ServerResponse<IncomingMessage>,
@@ -66,6 +83,7 @@ export function observe(
         ...(server !== undefined && { server }),
         status,
         ms: Math.round(ms * 10) / 10,
+        ...notes.get(res),
       });
     }
   });

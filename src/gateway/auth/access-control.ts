@@ -4,6 +4,7 @@ import type { AuthConfig, ServerSpec } from '../../manifest/types.js';
 import { ErrorCode } from '../../upstream/jsonrpc.js';
 import { denial, setDenial, type Denial } from '../denial.js';
 import { firstHeaderValue } from '../headers.js';
+import { noteRequest } from '../observe.js';
 import { matchApiKey } from './api-keys.js';
 import { presentedCredential } from './credentials.js';
 import { JwtVerifier } from './jwt.js';
@@ -63,6 +64,7 @@ export class AccessControl {
       }
       const principal = await this.authenticate(ctx.req.headers, undefined);
       if (isDenial(principal)) return setDenial(ctx, principal);
+      noteRequest(ctx.res, { principal: principal.id });
       ctx.state.mayUse = ((server) => authorize(principal, server).allow) satisfies MayUse;
       await next();
     };
@@ -85,6 +87,7 @@ export class AccessControl {
     if (!this.config) return undefined;
     const principal = await this.authenticate(req.headers, name);
     if (isDenial(principal)) return principal;
+    noteRequest(res, { principal: principal.id });
     const spec = specNow();
     // An unknown server is answered 404 after this: only to callers who may ask.
     if (spec) {

@@ -19,11 +19,13 @@ const DISCOVERY_RETRY_MS = 10_000;
  */
 export class JwtVerifier {
   private keys?: ReturnType<typeof createRemoteJWKSet>;
+  /** Where the keys come from: `jwksUri`, or the one the discovery document named. */
+  private keysUrl?: string;
   private discovery?: Promise<ReturnType<typeof createRemoteJWKSet>>;
   private discoveryFailedAt = 0;
 
   constructor(private readonly spec: JwtSpec) {
-    if (spec.jwksUri) this.keys = createRemoteJWKSet(new URL(spec.jwksUri));
+    if (spec.jwksUri) this.useKeysFrom(spec.jwksUri);
   }
 
   async verify(token: string): Promise<JwtResult> {
@@ -51,11 +53,27 @@ export class JwtVerifier {
         return { ok: false, kind: 'invalid', reason: 'the token names no subject (sub, oid or azp)' };
       return { ok: true, principal };
     } catch (error) {
-      if (error instanceof errors.JWKSTimeout || (error as { code?: string }).code === 'ERR_JOSE_GENERIC') {
-        return { ok: false, kind: 'unavailable', reason: 'the token signing keys cannot be fetched' };
+      // jose's own errors judge the token, but for the key set's fetch timing out or answering other than
+      // 200. Anything else (fetch's TypeError for a refused connection) is the keys' endpoint failing too:
+      // told as a bad token, every valid one would be refused as invalid while the issuer is unreachable.
+      const tokenJudged =
+        error instanceof errors.JOSEError &&
+        !(error instanceof errors.JWKSTimeout) &&
+        error.code !== 'ERR_JOSE_GENERIC';
+      if (!tokenJudged) {
+        return {
+          ok: false,
+          kind: 'unavailable',
+          reason: `the token signing keys cannot be fetched from ${this.keysUrl}: ${failure(error)}`,
+        };
       }
       return { ok: false, kind: 'invalid', reason: describe(error) };
     }
+  }
+
+  private useKeysFrom(url: string): ReturnType<typeof createRemoteJWKSet> {
+    this.keysUrl = url;
+    return (this.keys = createRemoteJWKSet(new URL(url)));
   }
 
   private keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
@@ -65,8 +83,8 @@ export class JwtVerifier {
       (this.discoveryFailedAt && Date.now() - this.discoveryFailedAt > DISCOVERY_RETRY_MS)
     ) {
       this.discoveryFailedAt = 0;
-      this.discovery = discoverKeys(this.spec.issuer).then(
-        (keys) => (this.keys = keys),
+      this.discovery = discoverKeysUrl(this.spec.issuer).then(
+        (url) => this.useKeysFrom(url),
         (error: unknown) => {
           this.discoveryFailedAt = Date.now();
           throw error;
@@ -89,13 +107,27 @@ export class JwtVerifier {
   }
 }
 
-async function discoverKeys(issuer: string): Promise<ReturnType<typeof createRemoteJWKSet>> {
+/** The key set's URL, from the issuer's OpenID discovery document. */
+async function discoverKeysUrl(issuer: string): Promise<string> {
   const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (error) {
+    throw new Error(`${url}: ${failure(error)}`);
+  }
   if (!response.ok) throw new Error(`${url} answered ${response.status}`);
   const document = (await response.json()) as { jwks_uri?: unknown };
   if (typeof document.jwks_uri !== 'string') throw new Error(`${url} names no jwks_uri`);
-  return createRemoteJWKSet(new URL(document.jwks_uri));
+  // A URL that does not parse is the document's fault, told as such rather than thrown from new URL().
+  if (!URL.canParse(document.jwks_uri)) throw new Error(`${url} names a jwks_uri that is not a URL`);
+  return document.jwks_uri;
+}
+
+/** What went wrong with a fetch, in a few words: fetch's own message ("fetch failed") hides the cause. */
+function failure(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
 }
 
 /** Roles come as a list; scopes as a space-separated string (Entra's `scp`) or a list. */

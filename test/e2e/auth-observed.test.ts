@@ -1,0 +1,71 @@
+import * as assert from 'uvu/assert';
+import { heldAuth, heldKeys, OPS_KEY } from '../support/held-keys.js';
+import { fixtureCommand, postInitialize, startProxy, waitFor } from '../support/proxy.js';
+import { test } from '../support/uvu.js';
+
+// What access control tells: the caller and the refusal in the access log, an unreachable key set as
+// the issuer's failure rather than the token's, and metadata asked for without JWT auth.
+
+const echo = fixtureCommand('echo');
+const echoServer = `servers:\n  echo: { command: ${JSON.stringify(echo.command)}, args: ${JSON.stringify(echo.args)} }\n`;
+
+interface RequestLine {
+  event: string;
+  status: number;
+  principal?: string;
+  denied?: string;
+}
+
+const requestLines = (stderr: string): RequestLine[] =>
+  stderr
+    .split('\n')
+    .filter((line) => line.includes('"event":"request"'))
+    .map((line) => JSON.parse(line) as RequestLine);
+
+test('a key set that cannot be fetched is 503 naming its URL, not 401; the log says who and why', async () => {
+  // Its server closed: the keys' URL now refuses connections, while its tokens are still well signed.
+  const keys = await heldKeys();
+  await keys.close();
+  const proxy = await startProxy(heldAuth(keys) + echoServer, { env: { OPS_KEY } });
+  try {
+    const endpoint = `${proxy.url}/servers/echo/mcp`;
+    const withToken = await postInitialize(endpoint, { authorization: `Bearer ${await keys.token('mcp')}` });
+    assert.is(withToken.status, 503);
+    assert.is(withToken.headers.get('retry-after'), '10');
+    const { error } = (await withToken.json()) as { error: { message: string } };
+    assert.match(error.message, `the token signing keys cannot be fetched from ${keys.url}: ECONNREFUSED`);
+
+    const withKey = await postInitialize(endpoint, { 'x-api-key': OPS_KEY });
+    assert.is(withKey.status, 200);
+    await withKey.body?.cancel();
+
+    await waitFor(() => requestLines(proxy.stderr()).length >= 2, 10_000, 'two access-log lines');
+    const [refused, served] = requestLines(proxy.stderr());
+    assert.is(refused!.status, 503);
+    assert.is(refused!.denied, error.message);
+    assert.is(refused!.principal, undefined);
+    assert.is(served!.status, 200);
+    assert.is(served!.principal, 'key:ops');
+    assert.is(served!.denied, undefined);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('OAuth metadata without auth.jwt: the same 404 for a server that exists and one that does not', async () => {
+  const proxy = await startProxy(echoServer);
+  try {
+    for (const name of ['echo', 'nowhere']) {
+      const r = await fetch(`${proxy.url}/.well-known/oauth-protected-resource/servers/${name}/mcp`, {
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.is(r.status, 404, name);
+      const { error } = (await r.json()) as { error: { message: string } };
+      assert.is(error.message, 'no OAuth metadata: auth.jwt is not configured', name);
+    }
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test.run();
