@@ -126,6 +126,8 @@ function createApp(
       );
     }
     if (!fleet.has(name)) return setDenial(ctx, unknownServer(name));
+    // Its URLs are built from these headers: a cache in front must not hand one caller's to another.
+    ctx.set('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto');
     ctx.body = document;
   };
   router.get('/.well-known/oauth-protected-resource/servers/:name/mcp', (ctx) =>

@@ -52,6 +52,38 @@ test('a key set that cannot be fetched is 503 naming its URL, not 401; the log s
   }
 });
 
+test('forwarded headers shape the metadata URLs only as a host and a scheme', async () => {
+  const keys = await heldKeys();
+  const proxy = await startProxy(heldAuth(keys) + echoServer, { env: { OPS_KEY } });
+  try {
+    const { host } = new URL(proxy.url);
+    const challenge = async (headers: Record<string, string>) => {
+      const r = await postInitialize(`${proxy.url}/servers/echo/mcp`, headers);
+      await r.body?.cancel();
+      return r.headers.get('www-authenticate');
+    };
+    const path = '/.well-known/oauth-protected-resource/servers/echo/mcp';
+    assert.is(
+      await challenge({ 'x-forwarded-host': 'mcp.example.com:8443', 'x-forwarded-proto': 'https' }),
+      `Bearer resource_metadata="https://mcp.example.com:8443${path}"`,
+    );
+    // A quote would end the parameter and let the sender add its own; a path would move the URL.
+    for (const forged of ['evil.example/x", error="invalid_token', 'evil.example/x', 'a b']) {
+      assert.is(
+        await challenge({ 'x-forwarded-host': forged, 'x-forwarded-proto': 'javascript' }),
+        `Bearer resource_metadata="http://${host}${path}"`,
+        forged,
+      );
+    }
+    const metadata = await fetch(`${proxy.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+    assert.is(metadata.headers.get('vary'), 'Host, X-Forwarded-Host, X-Forwarded-Proto');
+    await metadata.body?.cancel();
+  } finally {
+    await proxy.stop();
+    await keys.close();
+  }
+});
+
 test('OAuth metadata without auth.jwt: the same 404 for a server that exists and one that does not', async () => {
   const proxy = await startProxy(echoServer);
   try {

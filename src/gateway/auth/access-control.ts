@@ -208,14 +208,26 @@ function isDenial(result: Principal | Denial): result is Denial {
  * The proxy itself serves plain HTTP. Host is read as Koa reads it: its first value, without a user part.
  */
 function publicOrigin(headers: IncomingHttpHeaders): string {
-  const proto = firstHeaderValue(headers, 'x-forwarded-proto') || 'http';
-  const host = firstHeaderValue(headers, 'x-forwarded-host') || hostOnly(firstHeaderValue(headers, 'host'));
+  const forwardedProto = firstHeaderValue(headers, 'x-forwarded-proto').toLowerCase();
+  const proto = forwardedProto === 'https' ? 'https' : 'http';
+  // Whoever sends these headers chooses what comes back, quoted in WWW-Authenticate: only a host and port.
+  const forwardedHost = firstHeaderValue(headers, 'x-forwarded-host');
+  const host = HOST_AND_PORT.test(forwardedHost)
+    ? forwardedHost
+    : hostOnly(firstHeaderValue(headers, 'host'));
   return `${proto}://${host}`;
 }
 
-/** `user@host:port` (invalid in a Host header, RFC 9110 §7.2) without its user part; '' if unparseable. */
+/** A DNS name or IPv4 address, or an IPv6 address in brackets, with an optional port. */
+const HOST_AND_PORT = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The Host header as a host and port: `user@host:port` (invalid in a Host header, RFC 9110 §7.2) without
+ * its user part; '' for anything else that is not one.
+ */
 function hostOnly(host: string): string {
-  if (!host.includes('@')) return host;
+  if (HOST_AND_PORT.test(host)) return host;
+  if (!host.includes('@')) return '';
   try {
     return new URL(`http://${host}`).host;
   } catch {
