@@ -6,6 +6,7 @@
 #   docker build -t mcp-proxy .
 #   docker run -p 8000:8000 -v "$PWD/conf:/etc/mcp-proxy:ro" -e MCP_PROXY_API_KEY mcp-proxy      # manifest
 #   docker run -p 8000:8000 -e MCP_COMMAND=npx -e MCP_ARGS="-y @azure-devops/mcp contoso" mcp-proxy # one server
+# The second has no access control (no manifest, so no auth:): only behind a gateway that authenticates.
 
 # Node 24 is the LTS line supported longest (to April 2028); Node 22's ends in April 2027. The Debian
 # release is named so that a new default release of the tag never changes python3 or git under us.

@@ -174,13 +174,10 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   for (const error of boot.errors) log.error('server-start-failed', { error });
   server.off('request', answerStarting);
   server.on('request', gateway);
-  if (!manifest.auth && !isLoopback(host)) {
-    // Whoever reaches this port can act with the pod's identity and run the manifest's commands.
-    const warning = `no access control (auth:) and listening on ${host}: anyone who can reach this port can use every server`;
-    log.warn('no-access-control', { host, warning });
-    err(
-      `mcp-proxy: WARNING: ${warning}. Declare auth: in the manifest, or put access control in front of the proxy.`,
-    );
+  const open = openAccess(host, manifest.auth !== undefined, single);
+  if (open) {
+    log.warn('no-access-control', { host, warning: open.warning });
+    err(`mcp-proxy: WARNING: ${open.warning}. ${open.remedy}.`);
   }
   // An edit between reading the manifest and watching it would otherwise go unseen; unchanged text makes
   // this a no-op.
@@ -203,6 +200,25 @@ function answerStarting(_req: IncomingMessage, res: ServerResponse): void {
       'Retry-After': String(STARTING_RETRY_AFTER_S),
     }),
   );
+}
+
+/**
+ * What to say of a proxy with no access control listening beyond loopback, if it is one: whoever reaches
+ * the port can act with the pod's identity and run the manifest's commands.
+ */
+export function openAccess(
+  host: string,
+  hasAuth: boolean,
+  single: boolean,
+): { warning: string; remedy: string } | undefined {
+  if (hasAuth || isLoopback(host)) return undefined;
+  return {
+    warning: `no access control (auth:) and listening on ${host}: anyone who can reach this port can use every server`,
+    // Single-server mode has no manifest to declare auth: in; a manifest of one adapter has.
+    remedy: single
+      ? 'Serve it on 127.0.0.1 or behind a gateway that authenticates, or serve a manifest with adapters: and auth:'
+      : 'Declare auth: in the manifest, or put access control in front of the proxy',
+  };
 }
 
 /** A setting given empty (`PORT=` in a container's environment) is not given: '' would bind every interface. */
