@@ -163,7 +163,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
 
   // Eager servers may take minutes to answer initialize (a first `npx -y` download): say which, now and then.
   const waiting = setInterval(() => log.info('waiting-for-servers', { servers: fleet.waitingFor() }), 10_000);
-  const boot = await fleet
+  await fleet
     .apply(manifest.servers, source.warnings)
     .catch(async (error: unknown) => {
       await shutdown(); // the watcher would keep the process from ever exiting
@@ -171,7 +171,6 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     })
     .finally(() => clearInterval(waiting));
   if (stopping) return stopped;
-  for (const error of boot.errors) log.error('server-start-failed', { error });
   server.off('request', answerStarting);
   server.on('request', gateway);
   const open = openAccess(host, manifest.auth !== undefined, single);

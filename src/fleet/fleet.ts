@@ -69,6 +69,11 @@ export class Fleet {
   private lastReloadOrder = 0;
   private stopped = false;
 
+  /** Whether `stop` was called: the fleet serves nothing, and applies nothing, any more. */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
   constructor(
     private readonly deps: UpstreamDeps,
     private readonly log: Logger = deps.log,
@@ -266,9 +271,19 @@ export class Fleet {
     else if (report.errors.length > 0) report.result = 'partial';
     this.record(report, order);
     for (const change of report.changes.filter((c) => c.action !== 'keep')) {
-      this.log.info('server-changed', { ...change });
+      this.log.info('server-changed', {
+        server: change.name,
+        action: change.action,
+        changed: change.changed,
+      });
     }
     return report;
+  }
+
+  /** A new version that serves though it could not start (nothing older to fall back on): said, and reported. */
+  private startFailed(name: string, reason: string, report: ReloadReport): void {
+    this.log.error('server-start-failed', { server: name, reason });
+    report.errors.push(`${name}: could not start: ${reason}`);
   }
 
   private applyStep(
@@ -292,7 +307,7 @@ export class Fleet {
       case 'add':
         // Nothing older to fall back on: the new server is served, and supervised, whatever its start.
         entry!.upstream = fresh!.upstream;
-        if (!fresh!.verdict.ok) report.errors.push(`${step.name}: could not start: ${fresh!.verdict.reason}`);
+        if (!fresh!.verdict.ok) this.startFailed(step.name, fresh!.verdict.reason, report);
         break;
       case 'restart':
         // A version that had failed or stopped serves no one: the new one replaces it as an added server
@@ -300,8 +315,7 @@ export class Fleet {
         if (fresh!.verdict.ok || step.changed.some((field) => DOWN.includes(field))) {
           entry!.upstream = fresh!.upstream;
           this.drain(step.name, old!.upstream!, old!.spec.drainTimeoutMs);
-          if (!fresh!.verdict.ok)
-            report.errors.push(`${step.name}: could not start: ${fresh!.verdict.reason}`);
+          if (!fresh!.verdict.ok) this.startFailed(step.name, fresh!.verdict.reason, report);
         } else {
           // Caddy's rule: the new version failed, so the old one (and its spec) stays.
           void fresh!.upstream.stop();

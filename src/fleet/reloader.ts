@@ -75,6 +75,8 @@ export class Reloader {
     // Settings first: a server the reload adds must be behind the new access rules when it appears.
     this.onmanifest?.(result.manifest);
     const report = await this.fleet.apply(result.manifest.servers, warnings);
+    // Shutdown began while it applied: nothing was, and nothing is left to tell.
+    if (this.fleet.isStopped) return undefined;
     const log = report.result === 'partial' ? this.log.error : this.log.info;
     log('reload', {
       result: report.result,
