@@ -4,11 +4,21 @@
  * Entries are forgotten when the session ends (DELETE) or when no version of the server holds it any
  * more (idle reaping, drains, restarts), which `prune` checks against the fleet.
  */
+/** The owner of a contested session: no principal's id is empty. */
+const NO_ONE = '';
+
 export class SessionOwners {
   private readonly owners = new Map<string, { server: string; principal: string }>();
 
+  /**
+   * A session id handed out again while its owner is known (a remote server that gives out the same id
+   * twice, by fault or by design) belongs to no one from then on: the second principal must not take the
+   * first one's session over, nor share it.
+   */
   record(sessionId: string, server: string, principal: string): void {
-    this.owners.set(sessionId, { server, principal });
+    const owner = this.owners.get(sessionId);
+    const contested = owner !== undefined && (owner.server !== server || owner.principal !== principal);
+    this.owners.set(sessionId, { server, principal: contested ? NO_ONE : principal });
   }
 
   /**
@@ -19,7 +29,9 @@ export class SessionOwners {
    */
   mayUse(sessionId: string, server: string, principal: string): boolean {
     const owner = this.owners.get(sessionId);
-    return owner !== undefined && owner.server === server && owner.principal === principal;
+    return (
+      owner !== undefined && owner.server === server && owner.principal === principal && principal !== NO_ONE
+    );
   }
 
   forget(sessionId: string): void {
