@@ -18,6 +18,7 @@ import { callOnce, remoteSpec, type Reply } from '../support/remote.js';
 // upstream, as the gateway does.
 
 const BOUND_MS = 10_000;
+const PROXY_REQUEST_ID = 'proxy-request-id';
 
 /** What the scripted upstream saw: the text of each request, and which connection (0, 1…) it came on. */
 interface Seen {
@@ -85,7 +86,11 @@ async function passthrough(
     remoteSpec('scripted', `http://${userinfo}127.0.0.1:${upstreamPort}${path}`),
   );
   await upstream.start();
-  const server = createServer((req, res) => void upstream.handle(req, res));
+  const server = createServer((req, res) => {
+    // As the gateway does, before any upstream answers (mcp-endpoint.ts).
+    res.setHeader('X-Request-Id', PROXY_REQUEST_ID);
+    void upstream.handle(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   context.started.push({ upstream, server, tcp, sockets });
   const { port } = server.address() as AddressInfo;
@@ -219,6 +224,75 @@ test('repeated response fields reach the client as the upstream repeated them; h
   assert.is(reply.headers['set-cookie'], undefined);
   assert.is(reply.headers['x-hop'], undefined);
   assert.is.not(reply.headers['keep-alive'], 'timeout=30', "the upstream's Keep-Alive is its own");
+});
+
+test("fields about the proxy's origin, its challenge, and its request id are not the upstream's to set", async (context) => {
+  const stopped = [
+    'www-authenticate: Bearer resource_metadata="https://evil.example/.well-known/oauth-protected-resource"',
+    'location: https://evil.example/',
+    'access-control-allow-origin: *',
+    'access-control-allow-credentials: true',
+    'Access-Control-Expose-Headers: mcp-session-id',
+    'strict-transport-security: max-age=63072000; includeSubDomains',
+    'clear-site-data: "*"',
+    'alt-svc: h3=":443"',
+    'server: upstream/1.0',
+    'x-request-id: upstream-id',
+  ];
+  const { call } = await passthrough(context, () => ok(`${stopped.join('\r\n')}\r\nlink: <a>\r\n`));
+  const reply = await call();
+  assert.is(reply.status, 200);
+  assert.is(reply.body, 'ok');
+  for (const field of stopped) {
+    const name = field.slice(0, field.indexOf(':')).toLowerCase();
+    if (name !== 'x-request-id') assert.is(reply.headers[name], undefined, name);
+  }
+  assert.is(reply.headers['x-request-id'], PROXY_REQUEST_ID, "the proxy's, which its access log names");
+  assert.is(reply.headers.link, '<a>', 'other end-to-end fields pass');
+});
+
+test('an upstream redirect is a 502 naming where it pointed, without query or credentials; nothing else of it is relayed', async (context) => {
+  const { call, seen, upstream } = await passthrough(
+    context,
+    () =>
+      'HTTP/1.1 307 Temporary Redirect\r\nlocation: https://user:secret@evil.example/steal?key=abc\r\n' +
+      'set-cookie: a=1\r\ncontent-length: 4\r\n\r\nmove',
+  );
+  const reply = await call('{"jsonrpc":"2.0","id":7,"method":"ping"}');
+  assert.is(reply.status, 502);
+  assert.is(reply.headers.location, undefined);
+  const { id, error } = JSON.parse(reply.body);
+  assert.is(id, 7);
+  assert.is(
+    error.message,
+    'upstream scripted redirected (307) to https://evil.example/steal; the proxy does not follow redirects: ' +
+      "set the server's url to where it is served",
+  );
+  assert.is(upstream.status().lastError, error.message);
+  // Not followed: the upstream saw the one request.
+  assert.is(seen.requests.length, 1);
+  const relative = await passthrough(context, () => 'HTTP/1.1 302 Found\r\nlocation: /v2/mcp?x=1\r\n\r\n');
+  assert.match(JSON.parse((await relative.call()).body).error.message, 'redirected (302) to /v2/mcp;');
+});
+
+test("a 401 or 403 from the upstream is a 502: the proxy's credentials for it were refused, and its challenge is not relayed", async (context) => {
+  for (const status of [401, 403]) {
+    const { call, upstream } = await passthrough(
+      context,
+      () =>
+        `HTTP/1.1 ${status} No\r\nwww-authenticate: Bearer resource_metadata="https://evil.example/"\r\n` +
+        'content-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
+    );
+    const reply = await call();
+    assert.is(reply.status, 502, String(status));
+    assert.is(reply.headers['www-authenticate'], undefined);
+    const { message } = JSON.parse(reply.body).error;
+    assert.is(
+      message,
+      `upstream scripted refused the proxy's credentials for it (${status}): check its headers or workload identity`,
+    );
+    assert.is(upstream.status().lastError, message);
+  }
 });
 
 test('credentials in the URL go to the upstream as Basic authorization', async (context) => {

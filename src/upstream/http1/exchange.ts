@@ -20,10 +20,27 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Upstream response fields that stop here: every server is served on the proxy's one origin, so a cookie
- * one server set would go from a browser to all the others (and the proxy never passes cookies on).
+ * Upstream response fields that stop here (decision 0042). Every server is served on the proxy's one
+ * origin, so what one server says about that origin would hold for all the others and for the proxy
+ * itself: a cookie (the proxy never passes cookies on), CORS grants, HSTS, Clear-Site-Data, Alt-Svc.
+ * WWW-Authenticate would read as the proxy's own challenge, pointing a client's OAuth discovery wherever the
+ * upstream likes; Location, wherever a redirect-following client would resend its request (a redirect is
+ * answered 502 anyway). Server names the upstream's software; X-Request-Id is the proxy's, set on every
+ * answer and written in its access log.
  */
-const UPSTREAM_ONLY: ReadonlySet<string> = new Set(['set-cookie']);
+const UPSTREAM_ONLY: ReadonlySet<string> = new Set([
+  'set-cookie',
+  'www-authenticate',
+  'location',
+  'strict-transport-security',
+  'clear-site-data',
+  'alt-svc',
+  'server',
+  'x-request-id',
+]);
+
+/** CORS response fields (`Access-Control-Allow-Origin` and the rest): the proxy's origin is not theirs. */
+const CORS_PREFIX = 'access-control-';
 
 /**
  * How long response headers wait for the first chunk of the body before they go out alone. With the body,
@@ -246,6 +263,13 @@ export class Exchange implements ConnectionUser {
       this.dropQuietly();
       return this.unanswered(refusal);
     }
+    const unrelayable = notRelayed(head, context.name);
+    if (unrelayable !== undefined) {
+      // Still an answer of the upstream's: a workload-identity token it refused is not sent again.
+      this.hooks.answered(head.status, undefined);
+      this.dropQuietly();
+      return this.unanswered(new Error(unrelayable), unrelayable);
+    }
     this.head = head;
     this.peek.forget();
     const { headers, sessionId, keepAliveSeconds } = clientResponseHeaders(head);
@@ -341,8 +365,14 @@ export class Exchange implements ConnectionUser {
     connection.socket.destroy();
   }
 
-  /** Answers a request that got no response: aborted here (timeout, stop, client gone), or failed. */
-  private unanswered(error: Error): void {
+  /**
+   * Answers a request that got no response: aborted here (timeout, stop, client gone), or failed; 502 with
+   * `failure`, which says what went wrong, when it failed.
+   */
+  private unanswered(
+    error: Error,
+    failure = `upstream ${this.context.name} unreachable: ${error.message}`,
+  ): void {
     if (this.over) return;
     this.over = true;
     this.dropQuietly();
@@ -356,8 +386,7 @@ export class Exchange implements ConnectionUser {
         const message = `upstream ${context.name} timed out: no response within ${context.timeoutMs} ms`;
         answerError(res, 504, id, context.failed(message), ErrorCode.RequestTimeout);
       } else {
-        const message = `upstream ${context.name} unreachable: ${error.message}`;
-        answerError(res, 502, id, context.failed(message), ErrorCode.UpstreamUnavailable);
+        answerError(res, 502, id, context.failed(failure), ErrorCode.UpstreamUnavailable);
       }
       this.finish();
     });
@@ -420,6 +449,41 @@ function framingOf(req: IncomingMessage, body: Buffer | undefined): BodyFraming 
 }
 
 /**
+ * Why an upstream answer is not relayed but replaced by a 502 (decision 0041), if it is not. A redirect:
+ * a client that followed it would resend its request, and the proxy's credentials for the upstream would go
+ * wherever it points; the proxy does not follow it either. A 401 or 403: the upstream refused the
+ * credentials the proxy holds for it (configured headers, workload identity), which no client can fix, and
+ * relayed they would read as the proxy refusing the client's own.
+ */
+function notRelayed({ status, fields }: ResponseHead, name: string): string | undefined {
+  if (status === 401 || status === 403) {
+    return `upstream ${name} refused the proxy's credentials for it (${status}): check its headers or workload identity`;
+  }
+  // 304 is no redirect: only a conditional request gets one, and it points nowhere.
+  if (status < 300 || status >= 400 || status === 304) return undefined;
+  const location = fields.find(([field]) => field.toLowerCase() === 'location')?.[1];
+  return (
+    `upstream ${name} redirected (${status}) to ${redirectTarget(location)}; ` +
+    "the proxy does not follow redirects: set the server's url to where it is served"
+  );
+}
+
+/** Resolves relative redirects, to tell them from absolute ones: no host is named so. */
+const RELATIVE_BASE = 'http://relative.invalid';
+
+/** Where a redirect points, as scheme, host and path: never a query or userinfo, which may hold secrets. */
+function redirectTarget(location: string | undefined): string {
+  if (location === undefined) return 'no Location';
+  let url: URL;
+  try {
+    url = new URL(location, RELATIVE_BASE);
+  } catch {
+    return 'an invalid Location';
+  }
+  return url.origin === RELATIVE_BASE ? url.pathname : `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/**
  * The response headers the client gets: the upstream's end-to-end fields (a repeated field stays
  * repeated), and `X-Accel-Buffering: no` on an SSE stream, since nginx in front would otherwise hold its
  * events back until its buffer fills. Also what this proxy reads of them: the session id, and how long
@@ -447,7 +511,13 @@ function clientResponseHeaders({ fields, contentLength }: ResponseHead): {
   let sessionId: string | undefined;
   for (const [name, value] of fields) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || UPSTREAM_ONLY.has(lower) || named?.includes(lower)) continue;
+    if (
+      HOP_BY_HOP.has(lower) ||
+      UPSTREAM_ONLY.has(lower) ||
+      lower.startsWith(CORS_PREFIX) ||
+      named?.includes(lower)
+    )
+      continue;
     // As the parser read it: once, a number (the upstream may have listed it, `2, 2`, which clients refuse).
     if (lower === 'content-length') continue;
     const previous = headers[lower];
