@@ -15,12 +15,19 @@ import { egressRoute } from './egress-proxy.js';
 import { ConnectionPool } from './http1/connection-pool.js';
 import { answerError, Exchange, HOP_BY_HOP, type ExchangeContext } from './http1/exchange.js';
 import { ErrorCode } from './jsonrpc.js';
+import { RepeatFilter } from './repeat-filter.js';
 import { RequestIdPeek } from './request-id-peek.js';
 import type { Upstream, UpstreamState } from './types.js';
 import { urlCredentials } from '../url-credentials.js';
 import { deadline } from '../deadline.js';
 
 const UPSTREAM_ERROR = ErrorCode.UpstreamUnavailable;
+
+/**
+ * How long one failure is logged once: an upstream that fails every request (down, or answering 503) would
+ * otherwise write a line per request. `/servers` shows the latest at any time.
+ */
+const FAILURE_LOG_WINDOW_MS = 30_000;
 
 /**
  * Client headers that stop here. Host names the proxy, not the upstream: the upstream's own is sent,
@@ -193,13 +200,20 @@ export function createRemoteUpstream(spec: RemoteServerSpec, options: RemoteOpti
   const inFlight = new Set<Exchange>();
   let state: UpstreamState = 'starting';
   let lastError: string | undefined;
+  const failureLog = new RepeatFilter(FAILURE_LOG_WINDOW_MS);
 
   const stoppedMessage = `upstream ${spec.name} is stopped`;
 
-  /** Records an upstream failure (unreachable, timed out, cut mid-response) and gives its message back. */
+  /**
+   * Records an upstream failure (unreachable, timed out, cut mid-response, a 5xx) and gives its message
+   * back. Logged once per FAILURE_LOG_WINDOW_MS for the same message, with how many went unlogged.
+   */
   function failed(message: string): string {
     lastError = message;
-    log.warn('upstream-failed', { server: spec.name, reason: message });
+    const unlogged = failureLog.pass(message);
+    if (unlogged !== undefined) {
+      log.warn('upstream-failed', { server: spec.name, reason: message, ...(unlogged > 0 && { unlogged }) });
+    }
     return message;
   }
 

@@ -7,6 +7,7 @@ import {
 } from 'node:net';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
+import { createLogger, type Logger } from '../../src/log.js';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
 import { within } from '../support/proxy.js';
@@ -78,12 +79,12 @@ const test = suite<{ started: Started[] }>('remote wire', { started: [] });
 async function passthrough(
   context: { started: Started[] },
   script: Script,
-  path = '/mcp',
-  userinfo = '',
+  { path = '/mcp', userinfo = '', log }: { path?: string; userinfo?: string; log?: Logger } = {},
 ): Promise<{ call: (body?: string) => Promise<Reply>; seen: Seen; upstream: Upstream }> {
   const { server: tcp, port: upstreamPort, seen, sockets } = await scriptedUpstream(script);
   const upstream = createRemoteUpstream(
     remoteSpec('scripted', `http://${userinfo}127.0.0.1:${upstreamPort}${path}`),
+    { log },
   );
   await upstream.start();
   const server = createServer((req, res) => {
@@ -117,7 +118,7 @@ test.after(async ({ started }) => {
 const ok = (extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${extra}\r\nok`;
 
 test('a small request goes out as one head with its body, framed by Content-Length, Host the upstream', async (context) => {
-  const { call, seen } = await passthrough(context, () => ok(), '/mcp?x=1');
+  const { call, seen } = await passthrough(context, () => ok(), { path: '/mcp?x=1' });
   const reply = await call('{"jsonrpc":"2.0"}');
   assert.is(reply.body, 'ok');
   const text = seen.requests[0]!.text;
@@ -295,8 +296,59 @@ test("a 401 or 403 from the upstream is a 502: the proxy's credentials for it we
   }
 });
 
+/** A logger that keeps the events it writes, in order. */
+function eventLog(): { log: Logger; events: Record<string, unknown>[] } {
+  const events: Record<string, unknown>[] = [];
+  const log = createLogger('debug', (lines) => {
+    for (const line of lines.split('\n')) if (line !== '') events.push(JSON.parse(line));
+  });
+  return { log, events };
+}
+
+test('a 5xx is relayed with its body, recorded as the last error and logged once for many', async (context) => {
+  const { log, events } = eventLog();
+  const { call, upstream } = await passthrough(
+    context,
+    () => 'HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nbusy',
+    { log },
+  );
+  for (let i = 0; i < 3; i++) {
+    const reply = await call();
+    assert.is(reply.status, 503);
+    assert.is(reply.body, 'busy', 'the client may want the body');
+  }
+  assert.is(upstream.status().lastError, 'upstream scripted answered 503');
+  assert.is(upstream.status().state, 'ready');
+  const failures = events.filter(({ event }) => event === 'upstream-failed');
+  assert.equal(
+    failures.map(({ level, reason }) => [level, reason]),
+    [['warn', 'upstream scripted answered 503']],
+    'one line, not one per request',
+  );
+});
+
+test('a POST answered 200 with neither JSON nor an event stream is relayed and recorded; a 202 without a body is not', async (context) => {
+  const { log, events } = eventLog();
+  const { call, upstream } = await passthrough(
+    context,
+    (request) =>
+      request.includes('"notify"')
+        ? 'HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n'
+        : 'HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: 7\r\n\r\n<html/>',
+    { log },
+  );
+  assert.is((await call('{"notify":1}')).status, 202);
+  assert.is(upstream.status().lastError, undefined);
+  const reply = await call();
+  assert.is(reply.body, '<html/>');
+  const message =
+    'upstream scripted answered a POST (200) with content type text/html, neither application/json nor text/event-stream';
+  assert.is(upstream.status().lastError, message);
+  assert.ok(events.some(({ event, reason }) => event === 'upstream-failed' && reason === message));
+});
+
 test('credentials in the URL go to the upstream as Basic authorization', async (context) => {
-  const { call, seen } = await passthrough(context, () => ok(), '/mcp', 'user:p%40ss@');
+  const { call, seen } = await passthrough(context, () => ok(), { userinfo: 'user:p%40ss@' });
   await call();
   const expected = `Basic ${Buffer.from('user:p@ss').toString('base64')}`;
   assert.match(seen.requests[0]!.text, `\r\nauthorization: ${expected}\r\n`);

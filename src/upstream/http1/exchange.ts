@@ -272,7 +272,7 @@ export class Exchange implements ConnectionUser {
     }
     this.head = head;
     this.peek.forget();
-    const { headers, sessionId, keepAliveSeconds } = clientResponseHeaders(head);
+    const { headers, sessionId, keepAliveSeconds, contentType } = clientResponseHeaders(head);
     this.keepAliveSeconds = keepAliveSeconds;
     this.hooks.answered(head.status, sessionId);
     try {
@@ -280,8 +280,10 @@ export class Exchange implements ConnectionUser {
       this.headWritten = true;
     } catch (error) {
       // A header that Node's server refuses to send (a control character in a value, say).
-      this.invalidResponse(error as Error);
+      return this.invalidResponse(error as Error);
     }
+    const failure = failedAnswer(head, this.req.method, contentType, context.name);
+    if (failure !== undefined) context.failed(failure);
   }
 
   private relayBody(chunk: Buffer): void {
@@ -468,6 +470,28 @@ function notRelayed({ status, fields }: ResponseHead, name: string): string | un
   );
 }
 
+/**
+ * What is wrong with an answer that is relayed as it is (the client may want its body) but is still the
+ * upstream failing: a 5xx, or a successful answer to a POST that is neither of the two an MCP client can
+ * read (a login page, a proxy's HTML). A 202 carries no message, and a 4xx is most often the client's doing.
+ * `contentType`: the first Content-Type, lowercased.
+ */
+function failedAnswer(
+  { status, bodiless, contentLength }: ResponseHead,
+  method: string | undefined,
+  contentType: string | undefined,
+  name: string,
+): string | undefined {
+  if (status >= 500) return `upstream ${name} answered ${status}`;
+  if (method !== 'POST' || status >= 300 || status === 202 || bodiless || contentLength === 0)
+    return undefined;
+  if (contentType?.startsWith('application/json') || contentType?.startsWith('text/event-stream')) {
+    return undefined;
+  }
+  const type = contentType === undefined ? 'none' : contentType.split(';', 1)[0]!.trim().slice(0, 100);
+  return `upstream ${name} answered a POST (${status}) with content type ${type}, neither application/json nor text/event-stream`;
+}
+
 /** Resolves relative redirects, to tell them from absolute ones: no host is named so. */
 const RELATIVE_BASE = 'http://relative.invalid';
 
@@ -486,13 +510,14 @@ function redirectTarget(location: string | undefined): string {
 /**
  * The response headers the client gets: the upstream's end-to-end fields (a repeated field stays
  * repeated), and `X-Accel-Buffering: no` on an SSE stream, since nginx in front would otherwise hold its
- * events back until its buffer fills. Also what this proxy reads of them: the session id, and how long
+ * events back until its buffer fills. Also what this proxy reads of them: the session id, the content type, and how long
  * the upstream keeps an idle connection open.
  */
 function clientResponseHeaders({ fields, contentLength }: ResponseHead): {
   headers: OutgoingHttpHeaders;
   sessionId: string | undefined;
   keepAliveSeconds: number | undefined;
+  contentType: string | undefined;
 } {
   let named: string[] | undefined;
   let keepAliveSeconds: number | undefined;
@@ -527,8 +552,9 @@ function clientResponseHeaders({ fields, contentLength }: ResponseHead): {
   }
   // Set last, over any of the upstream's own: one value, and the one that keeps nginx from buffering.
   const type = headers['content-type'];
-  const firstType = String(Array.isArray(type) ? type[0] : type).toLowerCase();
-  if (firstType.startsWith('text/event-stream')) headers['x-accel-buffering'] = 'no';
+  const contentType =
+    type === undefined ? undefined : String(Array.isArray(type) ? type[0] : type).toLowerCase();
+  if (contentType?.startsWith('text/event-stream')) headers['x-accel-buffering'] = 'no';
   if (contentLength !== undefined) headers['content-length'] = String(contentLength);
-  return { headers, sessionId, keepAliveSeconds };
+  return { headers, sessionId, keepAliveSeconds, contentType };
 }
