@@ -32,6 +32,18 @@ export const refusal = (status: number, code: number, message: string): Refusal 
 export const opensSession = (req: { method?: string; headers: IncomingHttpHeaders }): boolean =>
   req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
 
+/** The methods of the transport: a server, whatever its kind, is asked nothing else. */
+const TRANSPORT_METHODS: readonly string[] = ['GET', 'POST', 'DELETE'];
+
+/** The Allow header of a 405. */
+export const ALLOWED_METHODS = TRANSPORT_METHODS.join(', ');
+
+/** A method the transport does not have (TRACE, PUT…); answered with `Allow: ALLOWED_METHODS`. */
+export function refuseMethod(method: string | undefined): Refusal | undefined {
+  if (method !== undefined && TRANSPORT_METHODS.includes(method)) return undefined;
+  return refusal(405, ErrorCode.InvalidRequest, 'Method Not Allowed');
+}
+
 /** How long a client turned away at a session limit is asked to wait (Retry-After, seconds). */
 export const SESSION_LIMIT_RETRY_AFTER_S = 5;
 

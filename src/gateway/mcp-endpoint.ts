@@ -2,7 +2,13 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { finished } from 'node:stream';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Limits } from '../manifest/types.js';
-import { opensSession, SESSION_LIMIT_RETRY_AFTER_S, sessionLimitReached } from '../downstream/wire.js';
+import {
+  ALLOWED_METHODS,
+  opensSession,
+  refuseMethod,
+  SESSION_LIMIT_RETRY_AFTER_S,
+  sessionLimitReached,
+} from '../downstream/wire.js';
 import { ErrorCode } from '../upstream/jsonrpc.js';
 import type { Upstream } from '../upstream/types.js';
 import { denial, unknownServer, writeDenial, type Denial } from './denial.js';
@@ -25,9 +31,9 @@ export interface McpEndpointOptions extends Observers {
  * The MCP endpoints, `/servers/:name/mcp` (and `/mcp` in single-server mode), served on Node's own request
  * and response, ahead of Koa, which serves the operational routes. Every MCP call passes here, and Koa's
  * context, middleware chain and router cost about a sixth of the proxy's CPU per call (decision 0024).
- * In order: request id, access log and metrics, host and origin checks, access control, limits, the
- * server. Each request looks its server up in the fleet when it arrives, so a reload never re-mounts
- * anything.
+ * In order: request id, access log and metrics, host and origin checks, access control, the transport's
+ * own refusals (method), limits, the server. Each request looks its server up in the
+ * fleet when it arrives, so a reload never re-mounts anything.
  * Returns false for any other path, which Koa then serves.
  */
 export function mcpEndpoint(
@@ -61,7 +67,7 @@ export function mcpEndpoint(
     const denied =
       access ??
       (upstream
-        ? limitDenial(req, settings.limits, () => fleet.sessionCount() + opening)
+        ? (transportDenial(req) ?? limitDenial(req, settings.limits, () => fleet.sessionCount() + opening))
         : unknownServer(name));
     if (denied) return writeDenial(res, denied);
     if (opensSession(req)) {
@@ -125,6 +131,15 @@ function mcpServerOf(path: string, aliasAtRoot: string | undefined): string | un
   } catch {
     return encoded;
   }
+}
+
+/**
+ * What the transport refuses whatever the server's kind, before anything reaches it: a method it does not
+ * have (a remote server would be sent it, with the proxy's credentials for it).
+ */
+function transportDenial(req: IncomingMessage): Denial | undefined {
+  const method = refuseMethod(req.method);
+  return method && denial(method.status, method.code, method.message, { Allow: ALLOWED_METHODS });
 }
 
 /**

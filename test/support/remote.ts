@@ -33,18 +33,31 @@ export interface Reply {
 
 /**
  * Sends one request to 127.0.0.1:port on a connection of its own and collects the whole reply, cut or not;
- * rejects if the connection fails before a response, or after `boundMs`.
+ * rejects if the connection fails before a response, or after `boundMs`. `headers`: as node:http sends
+ * them (a list repeats the field), which fetch would refuse for some (Connection) or methods (TRACE).
  */
 export function callOnce(
   port: number,
-  { body = '{"jsonrpc":"2.0","id":7,"method":"ping"}', method = 'POST', boundMs = 10_000 } = {},
+  {
+    body = '{"jsonrpc":"2.0","id":7,"method":"ping"}',
+    method = 'POST',
+    path = '/',
+    headers = {},
+    boundMs = 10_000,
+  }: {
+    body?: string;
+    method?: string;
+    path?: string;
+    headers?: Record<string, string | string[]>;
+    boundMs?: number;
+  } = {},
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`no reply within ${boundMs} ms`));
       req.destroy(); // a connection left open would outlive the test, and hold its server's close()
     }, boundMs);
-    const req = request({ host: '127.0.0.1', port, method, path: '/', agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
