@@ -4,7 +4,7 @@
  * messages are the SDK transport's (`webStandardStreamableHttp.js`), so a client that learned them from an
  * SDK server, or from this proxy before it served the transport itself (decision 0020), sees no difference.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { MAX_BATCH_SIZE } from '@modelcontextprotocol/sdk/server/requestBody.js';
 import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import {
@@ -28,9 +28,37 @@ export const refusal = (status: number, code: number, message: string): Refusal 
   message,
 });
 
+/**
+ * The session id a request names; none when its Mcp-Session-Id is absent, or empty or blank (which
+ * `refuseSessionIdHeader` refuses). The one reading of the header: what counts a session and what routes
+ * one must agree, or a request could open a session that no cap counts.
+ */
+export function sessionIdOf(headers: IncomingHttpHeaders): string | undefined {
+  const id = headers['mcp-session-id'] as string | undefined;
+  return id === undefined || id.trim() === '' ? undefined : id;
+}
+
 /** A POST without a session id: the only request that can open a session (an initialize). */
 export const opensSession = (req: { method?: string; headers: IncomingHttpHeaders }): boolean =>
-  req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
+  req.method === 'POST' && sessionIdOf(req.headers) === undefined;
+
+/**
+ * An Mcp-Session-Id that names no one session: empty or blank, or repeated (Node joins a repeated header
+ * with ", ", and a comma alone may be part of an id).
+ */
+export function refuseSessionIdHeader(
+  req: Pick<IncomingMessage, 'headers' | 'headersDistinct'>,
+): Refusal | undefined {
+  const id = req.headers['mcp-session-id'] as string | undefined;
+  if (id === undefined) return undefined;
+  if (id.trim() === '') {
+    return refusal(400, ErrorCode.UpstreamUnavailable, 'Bad Request: Mcp-Session-Id must not be empty');
+  }
+  if (id.includes(',') && req.headersDistinct['mcp-session-id']!.length > 1) {
+    return refusal(400, ErrorCode.UpstreamUnavailable, 'Bad Request: one Mcp-Session-Id only');
+  }
+  return undefined;
+}
 
 /** The methods of the transport: a server, whatever its kind, is asked nothing else. */
 const TRANSPORT_METHODS: readonly string[] = ['GET', 'POST', 'DELETE'];

@@ -6,7 +6,9 @@ import {
   ALLOWED_METHODS,
   opensSession,
   refuseMethod,
+  refuseSessionIdHeader,
   SESSION_LIMIT_RETRY_AFTER_S,
+  sessionIdOf,
   sessionLimitReached,
 } from '../downstream/wire.js';
 import { ErrorCode } from '../upstream/jsonrpc.js';
@@ -32,7 +34,7 @@ export interface McpEndpointOptions extends Observers {
  * and response, ahead of Koa, which serves the operational routes. Every MCP call passes here, and Koa's
  * context, middleware chain and router cost about a sixth of the proxy's CPU per call (decision 0024).
  * In order: request id, access log and metrics, host and origin checks, access control, the transport's
- * own refusals (method), limits, the server. Each request looks its server up in the
+ * own refusals (method, session id header), limits, the server. Each request looks its server up in the
  * fleet when it arrives, so a reload never re-mounts anything.
  * Returns false for any other path, which Koa then serves.
  */
@@ -49,7 +51,7 @@ export function mcpEndpoint(
   async function serve(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const refused = settings.browserDenial(req.headers);
     if (refused) return writeDenial(res, refused);
-    const sessionId = headerText(req.headers, 'mcp-session-id');
+    const sessionId = sessionIdOf(req.headers);
     // Access first: nothing upstream is touched, and nothing about the server is told, before it passes.
     // Routed only once the credential is checked: that may wait (a JWT's keys), and a reload meanwhile may
     // have replaced the version serving when the request came, and stopped it for having nothing to do.
@@ -135,11 +137,14 @@ function mcpServerOf(path: string, aliasAtRoot: string | undefined): string | un
 
 /**
  * What the transport refuses whatever the server's kind, before anything reaches it: a method it does not
- * have (a remote server would be sent it, with the proxy's credentials for it).
+ * have (a remote server would be sent it, with the proxy's credentials for it), and an Mcp-Session-Id that
+ * names no one session (an empty one would pass the session caps as a request of a session, and reach the
+ * upstream as one that opens another).
  */
 function transportDenial(req: IncomingMessage): Denial | undefined {
   const method = refuseMethod(req.method);
-  return method && denial(method.status, method.code, method.message, { Allow: ALLOWED_METHODS });
+  if (method) return denial(method.status, method.code, method.message, { Allow: ALLOWED_METHODS });
+  return refuseSessionIdHeader(req);
 }
 
 /**

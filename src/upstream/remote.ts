@@ -6,7 +6,12 @@ import {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import { opensSession, SESSION_LIMIT_RETRY_AFTER_S, sessionLimitReached } from '../downstream/wire.js';
+import {
+  opensSession,
+  SESSION_LIMIT_RETRY_AFTER_S,
+  sessionIdOf,
+  sessionLimitReached,
+} from '../downstream/wire.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Environment } from '../manifest/interpolate.js';
 import type { RemoteServerSpec } from '../manifest/types.js';
@@ -52,6 +57,13 @@ const CLIENT_ONLY: ReadonlySet<string> = new Set([
  */
 const NOT_CONFIGURABLE: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'expect']);
 
+/**
+ * Fields a client's Connection header cannot make hop-by-hop: the proxy counts sessions by them (its caps,
+ * the session ledger), so the upstream must see what the proxy saw, or a request the proxy counted as one
+ * of a session would open another upstream.
+ */
+const END_TO_END: ReadonlySet<string> = new Set(['mcp-session-id', 'mcp-protocol-version']);
+
 /** The client's end-to-end headers: not the hop-by-hop ones, those its Connection header names, CLIENT_ONLY. */
 function clientRequestFields(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   // The Connection header (most often just `keep-alive`) is split only if present.
@@ -59,7 +71,12 @@ function clientRequestFields(headers: IncomingHttpHeaders): OutgoingHttpHeaders 
   const kept: OutgoingHttpHeaders = {};
   for (const name of Object.keys(headers)) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || named?.includes(name)) {
+    if (
+      value === undefined ||
+      HOP_BY_HOP.has(name) ||
+      CLIENT_ONLY.has(name) ||
+      (named?.includes(name) && !END_TO_END.has(name))
+    ) {
       continue;
     }
     kept[name] = value;
@@ -103,13 +120,13 @@ class SessionLedger {
 
   observe(req: IncomingMessage, status: number, received: unknown): void {
     const now = Date.now();
-    const sent = req.headers['mcp-session-id'];
+    const sent = sessionIdOf(req.headers);
     if (opensSession(req)) {
       if (status >= 200 && status < 300 && typeof received === 'string') {
         this.prune(now);
         this.lastUsed.set(received, now);
       }
-    } else if (typeof sent === 'string' && this.lastUsed.has(sent)) {
+    } else if (sent !== undefined && this.lastUsed.has(sent)) {
       if (status === 404 || (req.method === 'DELETE' && status >= 200 && status < 300))
         this.lastUsed.delete(sent);
       else this.lastUsed.set(sent, now);

@@ -86,4 +86,41 @@ test('a method the transport does not have is 405 with Allow, and never reaches 
   assert.equal(seen, [], 'the upstream was sent nothing, credentials least of all');
 });
 
+test('an empty or repeated Mcp-Session-Id is 400, and opens no session upstream', async ({ proxy, seen }) => {
+  const empty = await call(proxy, { headers: { 'mcp-session-id': '' } });
+  assert.is(empty.status, 400);
+  assert.is(JSON.parse(empty.body).error.message, 'Bad Request: Mcp-Session-Id must not be empty');
+  const repeated = await call(proxy, { headers: { 'mcp-session-id': ['a', 'b'] } });
+  assert.is(repeated.status, 400);
+  assert.is(JSON.parse(repeated.body).error.message, 'Bad Request: one Mcp-Session-Id only');
+  assert.equal(seen, []);
+});
+
+test('a Connection header cannot keep Mcp-Session-Id or Mcp-Protocol-Version from the remote server', async ({
+  proxy,
+  seen,
+}) => {
+  const opened = await call(proxy);
+  const session = opened.headers['mcp-session-id'] as string;
+  assert.ok(session, 'the upstream opened a session');
+  try {
+    const reply = await call(proxy, {
+      headers: {
+        'mcp-session-id': session,
+        'mcp-protocol-version': '2025-11-25',
+        connection: 'keep-alive, Mcp-Session-Id, mcp-protocol-version, x-dropped',
+        'x-dropped': 'hop-by-hop, as named',
+      },
+    });
+    assert.is(reply.status, 200);
+    const sent = seen[1]!.headers;
+    assert.is(sent['mcp-session-id'], session);
+    assert.is(sent['mcp-protocol-version'], '2025-11-25');
+    assert.is(sent['x-dropped'], undefined, 'other fields it names are still hop-by-hop');
+    assert.is(reply.headers['mcp-session-id'], undefined, 'no second session was opened');
+  } finally {
+    await call(proxy, { method: 'DELETE', headers: { 'mcp-session-id': session } });
+  }
+});
+
 test.run();
