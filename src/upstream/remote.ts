@@ -52,6 +52,33 @@ const CLIENT_ONLY: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Client headers that claim who the client is, or where it came from, in the words of the front ends
+ * (reverse proxies, auth proxies) that servers trust them from (decision 0042): a server behind Easy Auth,
+ * oauth2-proxy, IAP or a Kubernetes auth proxy takes them as verified, and the proxy verified none of
+ * them. Exact names here, families in CLAIMED_IDENTITY_FAMILY. A server that needs one gets it from the
+ * manifest's `headers`.
+ */
+const CLAIMED_IDENTITY: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-goog-iap-jwt-assertion',
+]);
+
+/**
+ * Families of CLAIMED_IDENTITY: X-Forwarded-For/-Host/-Proto/-User/-Email (nginx, oauth2-proxy); Easy
+ * Auth's X-MS-CLIENT-PRINCIPAL(-ID, -NAME, -IDP) and X-MS-TOKEN-*; oauth2-proxy's X-Auth-Request-*; the
+ * Kubernetes front proxy's X-Remote-User/-Group/-Extra-*; Google IAP's X-Goog-Authenticated-User-*; AWS
+ * ALB's X-Amzn-Oidc-*; Cloudflare Access's Cf-Access-*.
+ */
+const CLAIMED_IDENTITY_FAMILY =
+  /^(?:x-forwarded-|x-ms-client-principal|x-ms-token-|x-auth-request-|x-remote-|x-goog-authenticated-user-|x-amzn-oidc-|cf-access-)/;
+
+/**
  * Configured headers that are not sent: how a message is framed and how its connection is handled are the
  * proxy's to decide, and a second framing beside its own would let a body be read as two requests.
  */
@@ -64,7 +91,10 @@ const NOT_CONFIGURABLE: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-l
  */
 const END_TO_END: ReadonlySet<string> = new Set(['mcp-session-id', 'mcp-protocol-version']);
 
-/** The client's end-to-end headers: not the hop-by-hop ones, those its Connection header names, CLIENT_ONLY. */
+/**
+ * The client's end-to-end headers: not the hop-by-hop ones, those its Connection header names, CLIENT_ONLY,
+ * and none that claims an identity.
+ */
 function clientRequestFields(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   // The Connection header (most often just `keep-alive`) is split only if present.
   const named = headers.connection?.split(',').map((token) => token.trim().toLowerCase());
@@ -75,6 +105,8 @@ function clientRequestFields(headers: IncomingHttpHeaders): OutgoingHttpHeaders 
       value === undefined ||
       HOP_BY_HOP.has(name) ||
       CLIENT_ONLY.has(name) ||
+      CLAIMED_IDENTITY.has(name) ||
+      CLAIMED_IDENTITY_FAMILY.test(name) ||
       (named?.includes(name) && !END_TO_END.has(name))
     ) {
       continue;

@@ -123,4 +123,43 @@ test('a Connection header cannot keep Mcp-Session-Id or Mcp-Protocol-Version fro
   }
 });
 
+test('headers claiming who the client is stop at the proxy; other end-to-end headers and configured ones pass', async ({
+  proxy,
+  seen,
+}) => {
+  const claimed = {
+    forwarded: 'for=10.0.0.1;proto=https',
+    'x-forwarded-for': '10.0.0.1',
+    'x-forwarded-host': 'internal.example',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-user': 'admin',
+    'x-forwarded-email': 'admin@example.com',
+    'x-real-ip': '10.0.0.1',
+    'true-client-ip': '10.0.0.1',
+    'x-client-ip': '10.0.0.1',
+    'x-ms-client-principal': Buffer.from('{"userId":"admin"}').toString('base64'),
+    'x-ms-client-principal-name': 'admin@example.com',
+    'x-ms-client-principal-id': '00000000-0000-0000-0000-000000000000',
+    'x-ms-token-aad-access-token': 'forged',
+    'x-auth-request-user': 'admin',
+    'x-auth-request-email': 'admin@example.com',
+    'x-remote-user': 'system:admin',
+    'x-remote-group': 'system:masters',
+    'x-goog-authenticated-user-email': 'accounts.google.com:admin@example.com',
+    'x-amzn-oidc-identity': 'admin',
+    'cf-access-authenticated-user-email': 'admin@example.com',
+    'x-original-url': '/admin',
+  };
+  const reply = await call(proxy, {
+    method: 'DELETE',
+    headers: { ...claimed, 'mcp-session-id': 'up-unknown', 'x-trace': 'kept' },
+  });
+  assert.is(reply.status, 200);
+  const sent = seen[0]!.headers;
+  for (const name of Object.keys(claimed)) assert.is(sent[name], undefined, name);
+  assert.is(sent['x-trace'], 'kept');
+  assert.is(sent['mcp-session-id'], 'up-unknown');
+  assert.is(sent['x-upstream-key'], 'upstream-secret', "the manifest's own headers");
+});
+
 test.run();
