@@ -8,14 +8,17 @@ import { parsedFrom } from '../upstream/message-text.js';
 import { DEFAULT_MAX_BODY_BYTES, readBody } from './body.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import {
+  ALLOWED_METHODS,
   EMPTY_ANSWER_HEADERS,
   isInitializeRequest,
   readMessages,
   refusal,
   refuseGetHeaders,
+  refuseMethod,
   refusePostHeaders,
   refuseProtocolVersion,
   SESSION_LIMIT_RETRY_AFTER_S,
+  sessionIdOf,
   sessionLimitReached,
   type Refusal,
 } from './wire.js';
@@ -93,11 +96,9 @@ export class SessionEndpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.closed) return refuse(res, stopping(this.options.name));
-    const sessionId = req.headers['mcp-session-id'] as string | undefined;
-    // Node joins a repeated header with ", "; a comma alone may be part of an id.
-    if (sessionId?.includes(',') && req.headersDistinct['mcp-session-id']!.length > 1) {
-      return refuse(res, badRequest('Bad Request: one Mcp-Session-Id only'));
-    }
+    // A blank or repeated Mcp-Session-Id, and a method the transport does not have, were refused before
+    // (the MCP endpoint, for every kind of server).
+    const sessionId = sessionIdOf(req.headers);
     switch (req.method) {
       case 'POST':
         return this.post(req, res, sessionId);
@@ -115,8 +116,8 @@ export class SessionEndpoint {
         return;
       }
       default:
-        res.setHeader('Allow', 'GET, POST, DELETE');
-        return refuse(res, refusal(405, ErrorCode.InvalidRequest, 'Method Not Allowed'));
+        res.setHeader('Allow', ALLOWED_METHODS);
+        return refuse(res, refuseMethod(req.method)!);
     }
   }
 

@@ -213,11 +213,20 @@ test('a token the upstream refuses (401) is dropped: the next request fetches a 
   const first = issued.get(scope)![0]!;
   assert.is(lastSeen(), `Bearer ${first}`);
 
-  // Revoked upstream-side, long before it expires: the request that finds out gets the 401, not a retry.
+  // Revoked upstream-side, long before it expires: the request that finds out gets a 502 (decision 0041),
+  // not a retry.
   upstream.refuse(`Bearer ${first}`);
   const refused = await ping(proxy, 'revoked');
-  assert.is(refused.status, 401);
-  assert.equal(refused.body, { error: 'invalid_token' });
+  assert.is(refused.status, 502);
+  assert.equal(refused.body, {
+    jsonrpc: '2.0',
+    id: refused.id,
+    error: {
+      code: -32000,
+      message:
+        "upstream revoked refused the proxy's credentials for it (401): check its headers or workload identity",
+    },
+  });
   assert.is(tokenRequestsFor(endpoint, scope).length, 1);
 
   assert.is((await ping(proxy, 'revoked')).status, 200);
@@ -238,12 +247,12 @@ test('an upstream that refuses every token does not send each request to the tok
   // Its own scope, whose every token the upstream refuses (see `answer`): the first refusal replaces the
   // token, and that replacement starts the 10 s in which no refusal replaces it again.
   const scope = 'api://refusing/.default';
-  assert.is((await ping(proxy, 'refusing')).status, 401);
+  assert.is((await ping(proxy, 'refusing')).status, 502);
   assert.is(tokenRequestsFor(endpoint, scope).length, 1);
-  assert.is((await ping(proxy, 'refusing')).status, 401);
+  assert.is((await ping(proxy, 'refusing')).status, 502);
   assert.is(tokenRequestsFor(endpoint, scope).length, 2, 'the first refusal fetched a new token');
   const current = issued.get(scope)!.at(-1)!;
-  for (let i = 0; i < 3; i++) assert.is((await ping(proxy, 'refusing')).status, 401);
+  for (let i = 0; i < 3; i++) assert.is((await ping(proxy, 'refusing')).status, 502);
   assert.is(tokenRequestsFor(endpoint, scope).length, 2, 'no new token within 10 s of the last refusal');
   assert.is(upstream.on('/refusing').at(-1)?.headers.authorization, `Bearer ${current}`);
 });
