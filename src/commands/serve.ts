@@ -5,7 +5,7 @@ import { Fleet } from '../fleet/fleet.js';
 import { createGateway } from '../gateway/app.js';
 import { denial, writeDenial } from '../gateway/denial.js';
 import { isLoopback } from '../host-address.js';
-import { createLogger, parseLevel } from '../log.js';
+import { createLogger, parseLevel, type Logger } from '../log.js';
 import { formatDiagnostic } from '../manifest/diagnostics.js';
 import type { Environment } from '../manifest/interpolate.js';
 import { LONGEST_DURATION_MS } from '../manifest/duration.js';
@@ -54,7 +54,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const err = (line: string) => process.stderr.write(`${line}\n`);
 
   const single = options.config === undefined && wantsSingleServer(env);
-  const source = single ? fromEnvironment(env, err) : await fromFile(options, err);
+  const source = single ? fromEnvironment(env, err) : await fromFile(options, err, log);
   if (typeof source === 'number') return source;
   const { manifest } = source;
 
@@ -247,7 +247,11 @@ function fromEnvironment(env: Environment, err: (line: string) => void): Source 
   return result.manifest ? { manifest: result.manifest } : 1;
 }
 
-async function fromFile(options: ServeOptions, err: (line: string) => void): Promise<Source | number> {
+async function fromFile(
+  options: ServeOptions,
+  err: (line: string) => void,
+  log: Logger,
+): Promise<Source | number> {
   const file = options.config ?? options.defaultManifest;
   const read = await readManifestBytes(file);
   if ('unreadable' in read) {
@@ -256,7 +260,12 @@ async function fromFile(options: ServeOptions, err: (line: string) => void): Pro
   }
   const result = loadManifest({ file, bytes: read.bytes, env: options.env, baseDir: dirname(resolve(file)) });
   const diagnostics = result.diagnostics.map(formatDiagnostic);
-  for (const line of diagnostics) err(line);
-  if (!result.manifest) return 1;
+  // Errors end the proxy, told as plain lines; warnings of a manifest it serves are log events, as a
+  // reload's are.
+  if (!result.manifest) {
+    for (const line of diagnostics) err(line);
+    return 1;
+  }
+  for (const diagnostic of diagnostics) log.warn('manifest-warning', { diagnostic });
   return { manifest: result.manifest, file, text: read.bytes.toString('utf8'), warnings: diagnostics };
 }

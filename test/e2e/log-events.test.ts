@@ -45,6 +45,22 @@ test('server-start-failed and server-changed name their server, at boot and on r
   }
 });
 
+test("a served manifest's warnings at boot are manifest-warning events, as on reload, not plain lines", async () => {
+  const roles = `servers:\n  guarded:\n    command: ${JSON.stringify(echo.command)}\n    args: ${JSON.stringify(echo.args)}\n    requiredRoles: [reader]\n`;
+  const proxy = await startProxy(roles);
+  try {
+    const lines = proxy
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('requiredRoles'));
+    assert.ok(lines.length > 0, proxy.stderr());
+    for (const line of lines)
+      assert.is((JSON.parse(line) as { event: string }).event, 'manifest-warning', line);
+  } finally {
+    await proxy.stop();
+  }
+});
+
 test('a reload that shutdown overtook is not reported as applied', async () => {
   const proxy = await startProxy(`servers:\n${echoServer('steady')}`);
   const exited = once(proxy.process, 'exit');
