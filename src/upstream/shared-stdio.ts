@@ -35,6 +35,8 @@ class SharedStdioUpstream implements Upstream {
   /** Meaningful once launched; before that status() reports what start-up will do. */
   private state: UpstreamState = 'stopped';
   private child?: StdioChild;
+  /** The current child's pid while it runs; a pid kept past its exit could name someone else's process. */
+  private pid?: number;
   private restarts = 0;
   private readonly starts: number[] = [];
   private lastError?: string;
@@ -116,7 +118,7 @@ class SharedStdioUpstream implements Upstream {
       kind: 'stdio',
       isolation: 'shared',
       state: this.launched || this.stopping ? this.state : this.stateBeforeLaunch(),
-      pids: this.child?.pid !== undefined && this.state !== 'stopped' ? [this.child.pid] : [],
+      pids: this.pid !== undefined ? [this.pid] : [],
       sessions: this.sessionCount(),
       restarts: this.restarts,
       ...(this.lastError !== undefined && { lastError: this.lastError }),
@@ -160,6 +162,7 @@ class SharedStdioUpstream implements Upstream {
     if (this.starts.length > RESTART_BACKOFF.maxFailedStarts + 1) this.starts.shift();
     const child = spawnServerChild(this.spec, this.deps);
     this.child = child;
+    this.pid = child.pid;
     const timer = setTimeout(() => {
       this.stoppedFor = `did not answer initialize within ${MAX_INITIALIZE_MS / 1000} s`;
       void child.stop();
@@ -208,6 +211,7 @@ class SharedStdioUpstream implements Upstream {
 
   private exited(child: StdioChild, exit: ChildExit): void {
     if (child !== this.child) return;
+    this.pid = undefined;
     this.mux.upstreamLost(`process ${describeExit(exit)}`);
     if (this.stopping) return;
     const tail = child.stderrTail().at(-1);
