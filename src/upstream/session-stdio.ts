@@ -29,6 +29,8 @@ class SessionStdioUpstream implements Upstream {
   private unrunnable = false;
   private lastError?: string;
   private lastStderr: string[] = [];
+  /** Children the proxy stopped itself (session over, pool shrunk): their exit by SIGTERM is no error. */
+  private readonly stoppedHere = new WeakSet<StdioChild>();
 
   constructor(
     private current: StdioServerSpec,
@@ -64,7 +66,7 @@ class SessionStdioUpstream implements Upstream {
     this.current = spec;
     this.endpoint.update({ maxSessions: spec.maxSessions, idleTimeoutMs: spec.idleTimeoutMs });
     // A smaller pool gives back its spare children; a larger one fills up.
-    for (const spare of this.pool.splice(spec.prewarm)) void spare.stop();
+    for (const spare of this.pool.splice(spec.prewarm)) this.stopChild(spare);
     this.refillPool();
   }
 
@@ -101,7 +103,11 @@ class SessionStdioUpstream implements Upstream {
     if (this.stopping) throw new UnavailableError(`server ${this.spec.name} is stopping`);
     const child = this.pool.shift() ?? this.spawn();
     this.refillPool();
-    const channel = new ChildChannel(child, () => this.current.timeoutMs);
+    const channel = new ChildChannel(
+      child,
+      () => this.current.timeoutMs,
+      () => this.stopChild(child),
+    );
     this.live.set(child, channel);
     return channel;
   }
@@ -119,12 +125,17 @@ class SessionStdioUpstream implements Upstream {
       const index = this.pool.indexOf(child);
       if (index !== -1) this.pool.splice(index, 1);
       this.lastStderr = child.stderrTail();
-      if (!this.stopping && (exit.error || exit.code !== 0)) {
+      if (!this.stopping && !this.stoppedHere.has(child) && (exit.error || exit.code !== 0)) {
         this.lastError = `a session's process ${describeExit(exit)}`;
       }
       channel?.childExited(exit);
     };
     return child;
+  }
+
+  private stopChild(child: StdioChild): void {
+    this.stoppedHere.add(child);
+    void child.stop();
   }
 }
 
@@ -138,6 +149,8 @@ class ChildChannel implements SessionChannel {
     private readonly child: StdioChild,
     /** The server's current `timeout` in ms (0: none). */
     private readonly timeoutMs: () => number,
+    /** Stops the child as the proxy's own doing: the session is over. */
+    private readonly stopChild: () => void,
   ) {
     child.onmessage = (message) => this.fromChild(message);
   }
@@ -171,7 +184,7 @@ class ChildChannel implements SessionChannel {
 
   close(): void {
     for (const { timer } of this.inFlight.values()) clearTimeout(timer);
-    void this.child.stop();
+    this.stopChild();
   }
 
   /** Forgets a request; false if it was not in flight. */

@@ -1,9 +1,18 @@
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { isAlive, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
+import {
+  connect,
+  fixtureCommand,
+  isAlive,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+} from '../support/proxy.js';
 
-// What /servers says of a stdio child that exited: it shows only live pids.
+// What /servers says of a stdio child that exited: it shows only live pids, and does not count a stop the
+// proxy made itself as an error.
 
+const echo = fixtureCommand('echo');
 const list = (xs: string[]) => JSON.stringify(xs);
 
 const manifest = `
@@ -11,6 +20,10 @@ servers:
   crash-loop:
     command: ${JSON.stringify(process.execPath)}
     args: ${list(['-e', 'process.exit(1)'])}
+  per-session:
+    command: ${JSON.stringify(echo.command)}
+    args: ${list(echo.args)}
+    isolation: session
 `;
 
 interface Listing {
@@ -18,6 +31,7 @@ interface Listing {
   state: string;
   pids: number[];
   restarts: number;
+  lastError?: string;
 }
 
 const test = suite<{ proxy: RunningProxy }>('stdio exits', {} as { proxy: RunningProxy });
@@ -52,6 +66,32 @@ test('/servers never shows the pid of a child that has exited, also while restar
     20_000,
     'several restarts of the crash loop',
   );
+});
+
+test("a session's child the proxy stopped itself (DELETE) is no error in /servers", async ({ proxy }) => {
+  const { client, transport } = await connect(proxy.url, 'per-session');
+  try {
+    const [pid] = (await server(proxy, 'per-session')).pids;
+    await transport.terminateSession();
+    await waitFor(() => !isAlive(pid!), 5000, 'the session child to stop');
+    assert.is((await server(proxy, 'per-session')).lastError, undefined);
+  } finally {
+    await client.close();
+  }
+  // A child that dies on its own still is.
+  const other = await connect(proxy.url, 'per-session');
+  try {
+    const [pid] = (await server(proxy, 'per-session')).pids;
+    process.kill(pid!, 'SIGKILL');
+    await waitFor(
+      async () => (await server(proxy, 'per-session')).lastError !== undefined,
+      5000,
+      'the crash to be recorded',
+    );
+    assert.is((await server(proxy, 'per-session')).lastError, "a session's process was killed by SIGKILL");
+  } finally {
+    await other.client.close();
+  }
 });
 
 test.run();
