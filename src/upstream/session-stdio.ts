@@ -2,9 +2,16 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import type { SessionEndpoint } from '../downstream/session-endpoint.js';
 import type { ServerSpec, StdioServerSpec } from '../manifest/types.js';
 import { UnavailableError, type ChannelListener, type SessionChannel } from './channel.js';
-import type { ChildExit, StdioChild } from './child.js';
+import type { StdioChild } from './child.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse } from './jsonrpc.js';
-import { describeExit, sessionEndpointFor, spawnServerChild, whyServerNotRunnable } from './spawn.js';
+import {
+  describeExit,
+  describeExitToClient,
+  sessionEndpointFor,
+  spawnServerChild,
+  whereToLook,
+  whyServerNotRunnable,
+} from './spawn.js';
 import type { StartVerdict, Upstream, UpstreamDeps, UpstreamStatus } from './types.js';
 
 /**
@@ -128,7 +135,7 @@ class SessionStdioUpstream implements Upstream {
       if (!this.stopping && !this.stoppedHere.has(child) && (exit.error || exit.code !== 0)) {
         this.lastError = `a session's process ${describeExit(exit)}`;
       }
-      channel?.childExited(exit);
+      channel?.childExited(`server process ${describeExitToClient(exit)}; ${whereToLook(this.spec.name)}`);
     };
     return child;
   }
@@ -155,14 +162,12 @@ class ChildChannel implements SessionChannel {
     child.onmessage = (message) => this.fromChild(message);
   }
 
-  childExited(exit: ChildExit): void {
+  /** `why` is what the client is told. */
+  childExited(why: string): void {
     // Requests in flight get an answer instead of silence, then the session ends.
     for (const [id, { timer }] of this.inFlight) {
       clearTimeout(timer);
-      this.listener?.deliver(
-        errorResponse(id, ErrorCode.UpstreamUnavailable, `server process ${describeExit(exit)}`),
-        id,
-      );
+      this.listener?.deliver(errorResponse(id, ErrorCode.UpstreamUnavailable, why), id);
     }
     this.inFlight.clear();
     this.listener?.upstreamClosed();

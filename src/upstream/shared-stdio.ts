@@ -11,7 +11,14 @@ import { UnavailableError, type SessionChannel } from './channel.js';
 import type { ChildExit, StdioChild } from './child.js';
 import { isResponse, type Response } from './jsonrpc.js';
 import { Multiplexer } from './multiplexer.js';
-import { describeExit, sessionEndpointFor, spawnServerChild, whyServerNotRunnable } from './spawn.js';
+import {
+  describeExit,
+  describeExitToClient,
+  sessionEndpointFor,
+  spawnServerChild,
+  whereToLook,
+  whyServerNotRunnable,
+} from './spawn.js';
 import type { StartVerdict, Upstream, UpstreamDeps, UpstreamState, UpstreamStatus } from './types.js';
 
 /** The id of the proxy's own initialize request to a child: a string, so it never meets a client's. */
@@ -145,9 +152,7 @@ class SharedStdioUpstream implements Upstream {
     if (this.state === 'ready') return Promise.resolve();
     if (this.stopping) return Promise.reject(new UnavailableError(`server ${this.spec.name} is stopping`));
     if (this.state === 'failed' || (this.state === 'stopped' && this.launched)) {
-      return Promise.reject(
-        new UnavailableError(`server ${this.spec.name} is ${this.state}: ${this.lastError}`, 30),
-      );
+      return Promise.reject(this.down());
     }
     const ready = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.launched) this.launch();
@@ -212,7 +217,7 @@ class SharedStdioUpstream implements Upstream {
   private exited(child: StdioChild, exit: ChildExit): void {
     if (child !== this.child) return;
     this.pid = undefined;
-    this.mux.upstreamLost(`process ${describeExit(exit)}`);
+    this.mux.upstreamLost(`process ${describeExitToClient(exit)}`);
     if (this.stopping) return;
     const tail = child.stderrTail().at(-1);
     this.lastError = `${this.stoppedFor ?? `process ${describeExit(exit)}`}${tail ? `; last stderr: ${tail}` : ''}`;
@@ -231,9 +236,13 @@ class SharedStdioUpstream implements Upstream {
     if (decision.action === 'give-up' && !exit.error)
       this.lastError = `${decision.reason}; ${this.lastError}`;
     this.deps.log.error('server-down', { server: this.spec.name, state: this.state, reason: this.lastError });
-    this.settleWaiters(
-      new UnavailableError(`server ${this.spec.name} is ${this.state}: ${this.lastError}`, 30),
-    );
+    this.settleWaiters(this.down());
+  }
+
+  /** What a client is told of a server that is down: its state, not its last error (see whereToLook). */
+  private down(): UnavailableError {
+    const name = this.spec.name;
+    return new UnavailableError(`server ${name} is ${this.state}; ${whereToLook(name)}`, 30);
   }
 
   private settleFirstAttempt(reason?: string): void {

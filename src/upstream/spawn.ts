@@ -49,6 +49,19 @@ export function sessionEndpointFor(
 /** "exited with code 1", "killed by SIGSEGV", "could not be started: spawn npx ENOENT" */
 export function describeExit(exit: ChildExit): string {
   if (exit.error) return `could not be started: ${exit.error.message}`;
+  return describeExitToClient(exit);
+}
+
+/**
+ * An exit as a client may be told it. A spawn failure's own text names directories and the PATH searched,
+ * and what a server wrote to stderr can name hosts and passwords: those are for whoever runs the proxy
+ * (its logs, `GET /servers`, which access control restricts), not for every client of the server.
+ */
+export function describeExitToClient(exit: ChildExit): string {
+  if (exit.error) return 'could not be started';
   if (exit.signal) return `was killed by ${exit.signal}`;
   return `exited with code ${exit.code}`;
 }
+
+/** Where a client is pointed for what it is not told itself (see describeExitToClient). */
+export const whereToLook = (server: string) => `see GET /servers/${server} or the proxy's logs`;

@@ -4,19 +4,33 @@ import {
   connect,
   fixtureCommand,
   isAlive,
+  postInitialize,
   startProxy,
   waitFor,
   type RunningProxy,
 } from '../support/proxy.js';
 
-// What /servers says of a stdio child that exited: it shows only live pids, and does not count a stop the
-// proxy made itself as an error.
+// What the proxy tells clients and /servers when a stdio child exits: clients learn the server's state and
+// where to look, never its stderr or the PATH; /servers keeps the details, shows only live pids, and does
+// not count a stop the proxy made itself as an error.
 
 const echo = fixtureCommand('echo');
 const list = (xs: string[]) => JSON.stringify(xs);
+/** A directory on the proxy's PATH that only a leak of the PATH would show. */
+const PATH_MARK = '/w5-path-marker-dir';
+const SECRET = 'DBPASSWORD';
 
 const manifest = `
 servers:
+  secret-crash:
+    command: ${JSON.stringify(process.execPath)}
+    args: ${list(['-e', `console.error('connect failed postgres://admin:${SECRET}@db/x'); process.exit(1)`])}
+    restart: never
+  missing:
+    command: w5-no-such-command
+  missing-per-session:
+    command: w5-no-such-command
+    isolation: session
   crash-loop:
     command: ${JSON.stringify(process.execPath)}
     args: ${list(['-e', 'process.exit(1)'])}
@@ -37,7 +51,7 @@ interface Listing {
 const test = suite<{ proxy: RunningProxy }>('stdio exits', {} as { proxy: RunningProxy });
 
 test.before(async (ctx) => {
-  ctx.proxy = await startProxy(manifest);
+  ctx.proxy = await startProxy(manifest, { env: { PATH: `${PATH_MARK}:${process.env.PATH}` } });
 });
 
 test.after(async (ctx) => {
@@ -48,6 +62,33 @@ const server = async (proxy: RunningProxy, name: string): Promise<Listing> =>
   (
     await fetch(`${proxy.url}/servers/${name}`, { signal: AbortSignal.timeout(5000) })
   ).json() as Promise<Listing>;
+
+const initializeText = async (proxy: RunningProxy, name: string) => {
+  const response = await postInitialize(`${proxy.url}/servers/${name}/mcp`);
+  return { status: response.status, text: await response.text() };
+};
+
+test("a crashed server's client is told its state and where to look, not its stderr", async ({ proxy }) => {
+  await waitFor(async () => (await server(proxy, 'secret-crash')).state === 'stopped', 10_000, 'the crash');
+  const { status, text } = await initializeText(proxy, 'secret-crash');
+  assert.is(status, 503);
+  assert.not.match(text, SECRET);
+  assert.match(text, 'server secret-crash is stopped; see GET /servers/secret-crash');
+  assert.match((await server(proxy, 'secret-crash')).lastError ?? '', SECRET, 'the details stay in /servers');
+});
+
+test('a missing command is not answered with the PATH, shared or per session', async ({ proxy }) => {
+  await waitFor(async () => (await server(proxy, 'missing')).state === 'failed', 10_000, 'the failure');
+  const shared = await initializeText(proxy, 'missing');
+  assert.is(shared.status, 503);
+  assert.not.match(shared.text, PATH_MARK);
+  assert.match(shared.text, 'server missing is failed; see GET /servers/missing');
+  const perSession = await initializeText(proxy, 'missing-per-session');
+  assert.not.match(perSession.text, PATH_MARK);
+  assert.match(perSession.text, 'could not be started; see GET /servers/missing-per-session');
+  for (const name of ['missing', 'missing-per-session'])
+    assert.match((await server(proxy, name)).lastError ?? '', PATH_MARK, 'the details stay in /servers');
+});
 
 test('/servers never shows the pid of a child that has exited, also while restarting', async ({ proxy }) => {
   // Every pid ever listed; one found dead before a listing was asked for must not be in it.
