@@ -32,9 +32,11 @@ interface PendingServerRequest {
  *
  * Every id that crosses is remapped, so no session sees another's messages: client request ids and
  * progress tokens become upstream-unique numbers, server-to-client request ids become downstream-unique
- * numbers, and cancellations follow their request. Notifications without an owner (list changes) go to
- * every session; resource updates to the sessions subscribed to that resource. Pure routing: it owns no
- * process and no socket, only the maps; `sendUpstream` is the child's stdin.
+ * numbers, and cancellations follow their request. List changes, which are about the server as a whole,
+ * go to every session; resource updates to the sessions subscribed to that resource; anything else the
+ * child says unasked (log lines, requests) only to the one session it can be about, or to none
+ * (docs/decisions/0044-shared-child-attribution.md). Pure routing: it owns no process and no socket, only
+ * the maps; `sendUpstream` is the child's stdin.
  */
 export class Multiplexer {
   private readonly sessions = new Set<MuxSession>();
@@ -223,15 +225,12 @@ export class Multiplexer {
       this.sendUpstream({ jsonrpc: '2.0', id: request.id, result: {} });
       return;
     }
-    // Over stdio a server's request names no client request; the session with work in flight is the
-    // one it is about. With several such sessions there is no telling, and guessing would leak.
-    const busy = [...this.sessions].filter((s) => s.inFlight.size > 0);
-    const candidates = busy.length > 0 ? busy : [...this.sessions];
-    if (candidates.length !== 1) {
+    const busy = this.busySessions();
+    if (busy.length !== 1) {
       const why =
-        candidates.length === 0
-          ? 'no client session is open'
-          : `${candidates.length} client sessions are active`;
+        busy.length === 0
+          ? 'no client session has a call in flight'
+          : `${busy.length} client sessions have calls in flight`;
       this.sendUpstream(
         errorResponse(
           request.id,
@@ -241,7 +240,7 @@ export class Multiplexer {
       );
       return;
     }
-    const session = candidates[0]!;
+    const session = busy[0]!;
     const capability = CAPABILITY_FOR[request.method];
     if (capability !== undefined && !session.capabilities?.[capability]) {
       // The proxy offered it to the child for every client; this one did not declare it, and may not be
@@ -280,17 +279,20 @@ export class Multiplexer {
       case 'notifications/resources/updated':
         for (const session of this.subscribers.get(String(params?.uri)) ?? []) session.deliver(notification);
         return;
-      case 'notifications/message': {
-        // A log line written while exactly one session has work in flight belongs to that work.
-        const busy = [...this.sessions].filter((s) => s.inFlight.size > 0);
-        if (busy.length === 1) {
-          busy[0]!.deliver(notification, busy[0]!.soleInFlightClientId(this.pending));
-          return;
-        }
-        break;
+      case 'notifications/tools/list_changed':
+      case 'notifications/prompts/list_changed':
+      case 'notifications/resources/list_changed':
+        // About the server as a whole: every session's lists are out of date.
+        for (const session of this.sessions) session.deliver(notification);
+        return;
+      default: {
+        // Log lines, and whatever else names no request: they may tell one client's data (a log line that
+        // names the rows a call read), so they go to the session whose call they can only be about, or to
+        // no one.
+        const busy = this.busySessions();
+        if (busy.length === 1) busy[0]!.deliver(notification, busy[0]!.soleInFlightClientId(this.pending));
       }
     }
-    for (const session of this.sessions) session.deliver(notification);
   }
 
   /** The client gets an error now, and the upstream is told to stop working on it. */
@@ -323,6 +325,16 @@ export class Multiplexer {
   private internalRequest(method: string, params: Record<string, unknown>): void {
     // String ids never collide with the numbers given to client requests; their answers are dropped.
     this.sendUpstream({ jsonrpc: '2.0', id: `mcp-proxy-${this.nextUpstreamId++}`, method, params });
+  }
+
+  /**
+   * The sessions with calls in flight. Over stdio, what a child sends unasked (a log line, a sampling
+   * request) names no client request: when exactly one session has calls in flight, that work is the only
+   * thing it can be about. With several there is no telling, with none it is about no call, and a guess
+   * would hand one client's data to another.
+   */
+  private busySessions(): MuxSession[] {
+    return [...this.sessions].filter((s) => s.inFlight.size > 0);
   }
 
   private findUpstreamId(session: MuxSession, clientId: RequestId): number | undefined {

@@ -166,6 +166,66 @@ test('a server request with no way to tell its session is refused, not guessed',
   assert.is(a.received.length + b.received.length, 0);
 });
 
+test('a server request while no session has a call in flight is refused, even with one session open', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  a.channel.send(req(0, 'initialize', { protocolVersion: '2025-11-25', capabilities: { sampling: {} } }));
+  mux.fromUpstream(req(42, 'sampling/createMessage', { messages: [] }));
+  const answer = upstream.at(-1) as { id: number; error: { message: string } };
+  assert.is(answer.id, 42);
+  assert.match(answer.error.message, 'no client session has a call in flight');
+  assert.is(a.received.length, 1, 'only the initialize answer');
+});
+
+const log = (data: string): JSONRPCMessage => ({
+  jsonrpc: '2.0',
+  method: 'notifications/message',
+  params: { level: 'info', data },
+});
+const methods = (received: { message: Loose }[]) => received.map((r) => r.message.method ?? 'response');
+
+test('a log line reaches only the one session with a call in flight; with none or several, no one', () => {
+  const { mux, upstream, open } = setup();
+  const a = open();
+  const b = open();
+  mux.fromUpstream(log('before any call'));
+  a.channel.send(req(1, 'tools/call', { name: 'x' }));
+  b.channel.send(req(2, 'tools/call', { name: 'y' }));
+  mux.fromUpstream(log("a's or b's: no telling"));
+  assert.equal([a.received, b.received], [[], []]);
+  mux.fromUpstream({ jsonrpc: '2.0', id: (upstream[0] as { id: number }).id, result: {} });
+  mux.fromUpstream(log("b's"));
+  assert.equal(methods(a.received), ['response']);
+  assert.equal(b.received, [{ message: log("b's"), related: 2 }]);
+});
+
+test('a notification the proxy does not know is no broadcast: it is treated as a log line', () => {
+  const { mux, open } = setup();
+  const a = open();
+  const b = open();
+  const status: JSONRPCMessage = {
+    jsonrpc: '2.0',
+    method: 'notifications/tasks/status',
+    params: { taskId: 't' },
+  };
+  mux.fromUpstream(status);
+  b.channel.send(req(2, 'tools/call', { name: 'y' }));
+  mux.fromUpstream(status);
+  assert.equal(a.received, []);
+  assert.equal(b.received, [{ message: status, related: 2 }]);
+});
+
+test('list changes of each kind reach every session, busy or not', () => {
+  const { mux, open } = setup();
+  const a = open();
+  const b = open();
+  b.channel.send(req(2, 'tools/call', { name: 'y' }));
+  const kinds = ['tools', 'prompts', 'resources'].map((k) => `notifications/${k}/list_changed`);
+  for (const method of kinds) mux.fromUpstream({ jsonrpc: '2.0', method });
+  assert.equal(methods(a.received), kinds);
+  assert.equal(methods(b.received), kinds);
+});
+
 test('a server request the client declared no capability for is refused upstream, not sent', () => {
   const { mux, upstream, open } = setup();
   const a = open();
