@@ -45,15 +45,16 @@ export interface StdioChild {
    * has closed, and when it comes no process of the group is alive any more.
    */
   onexit?: (exit: ChildExit) => void;
-  /** Last stderr lines (at most 200), oldest first. */
+  /** Last stderr lines (at most 200, each clipped to MAX_LOGGED_LINE_BYTES), oldest first. */
   stderrTail(): string[];
   /** TERM to the whole process group, KILL to the group after stopGraceMs; resolves once exited. Idempotent. */
   stop(): Promise<void>;
 }
 
 export interface ChildLog {
+  /** A stderr line, clipped to MAX_LOGGED_LINE_BYTES. */
   stderr(server: string, line: string): void;
-  /** A stdout line that is not JSON-RPC, or a note that an over-long one was dropped. */
+  /** A stdout line that is not JSON-RPC (clipped likewise), or a note that an over-long one was dropped. */
   skipped(server: string, line: string): void;
   /** More than the bound (`queued` characters) waited for the child's stdin: it is being stopped. */
   stdinStuck(server: string, queued: number): void;
@@ -71,8 +72,13 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
  * `limits.maxBodyBytes`. A message always goes out when less than this is queued, however large it is.
  */
 const MAX_QUEUED_STDIN = 64 * 1024 * 1024;
-/** stderr is read by people: a longer line is a dump, not a diagnosis. */
+/** stderr is read by people: a longer line is a dump, not a diagnosis, and is dropped. */
 const MAX_STDERR_LINE_BYTES = 64 * 1024;
+/**
+ * The most of one line that is logged or kept in the stderr tail: enough for any message and the start of
+ * a dump, while 200 kept lines stay under a MiB and a log line stays one screen.
+ */
+export const MAX_LOGGED_LINE_BYTES = 4096;
 const STDERR_TAIL_LINES = 200;
 const DEFAULT_STOP_GRACE_MS = 3000;
 /** After the group's KILL, how long stdout may take to report closed before it is cut. */
@@ -189,10 +195,9 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
     MAX_MESSAGE_BYTES,
     (bytes) => {
       if (bytes.length === 0) return;
-      const line = bytes.toString('utf8');
-      const message = parseMessage(line, bytes);
+      const message = parseMessage(bytes.toString('utf8'), bytes);
       if (message) child.onmessage?.(message);
-      else log.skipped(name, line);
+      else log.skipped(name, clipped(bytes));
     },
     () => log.skipped(name, `[a stdout line longer than ${MAX_MESSAGE_BYTES} bytes was dropped]`),
     (head, tail) => {
@@ -210,7 +215,7 @@ export function spawnStdioChild(options: StdioChildOptions, log: ChildLog): Stdi
   };
   const stderr = new LineSplitter(
     MAX_STDERR_LINE_BYTES,
-    (bytes) => record(bytes.toString('utf8')),
+    (bytes) => record(clipped(bytes)),
     () => record(`[a stderr line longer than ${MAX_STDERR_LINE_BYTES} bytes was dropped]`),
   );
 
@@ -277,6 +282,13 @@ function explainSpawnError(error: Error, { command, cwd, env }: StdioChildOption
   if (code === 'ENOENT') message = whyNotRunnable(command, cwd, env.PATH) ?? message;
   else if (code === 'EACCES') message = `permission denied running ${command} in ${cwd}`;
   return new Error(message, { cause: error });
+}
+
+/** A line as people read it: its first MAX_LOGGED_LINE_BYTES, and how much was cut after them. */
+function clipped(bytes: Buffer): string {
+  if (bytes.length <= MAX_LOGGED_LINE_BYTES) return bytes.toString('utf8');
+  const cut = bytes.length - MAX_LOGGED_LINE_BYTES;
+  return `${bytes.toString('utf8', 0, MAX_LOGGED_LINE_BYTES)}… [${cut} more bytes cut]`;
 }
 
 function parseMessage(line: string, bytes: Buffer): JSONRPCMessage | undefined {

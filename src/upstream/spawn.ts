@@ -3,12 +3,16 @@ import { spawnStdioChild, type ChildExit, type StdioChild } from './child.js';
 import { SessionEndpoint } from '../downstream/session-endpoint.js';
 import type { ChannelSource } from './channel.js';
 import { childEnvironment } from './environment.js';
+import { LineBudget } from './line-budget.js';
 import { whyNotRunnable } from './preflight.js';
 import type { UpstreamDeps } from './types.js';
 
 /** Starts the child for a stdio server, with its environment policy applied and its output logged. */
 export function spawnServerChild(spec: StdioServerSpec, deps: UpstreamDeps): StdioChild {
   const { log } = deps;
+  // A child writing in a loop must not flood the proxy's log (docs/decisions/0045-child-output-budget.md).
+  const stderr = new LineBudget((lines) => log.warn('child-stderr-suppressed', { server: spec.name, lines }));
+  const stdout = new LineBudget((lines) => log.warn('child-stdout-suppressed', { server: spec.name, lines }));
   return spawnStdioChild(
     {
       name: spec.name,
@@ -18,8 +22,12 @@ export function spawnServerChild(spec: StdioServerSpec, deps: UpstreamDeps): Std
       env: childEnvironment(spec, deps.env),
     },
     {
-      stderr: (server, line) => log.info('child-stderr', { server, line }),
-      skipped: (server, line) => log.warn('child-stdout-not-jsonrpc', { server, line: line.slice(0, 200) }),
+      stderr: (server, line) => {
+        if (stderr.take()) log.info('child-stderr', { server, line });
+      },
+      skipped: (server, line) => {
+        if (stdout.take()) log.warn('child-stdout-not-jsonrpc', { server, line });
+      },
       stdinStuck: (server, queued) =>
         log.warn('child-stdin-stuck', { server, queued, note: 'stopped reading its stdin; stopping it' }),
     },
