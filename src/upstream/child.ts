@@ -284,11 +284,13 @@ function explainSpawnError(error: Error, { command, cwd, env }: StdioChildOption
   return new Error(message, { cause: error });
 }
 
-/** A line as people read it: its first MAX_LOGGED_LINE_BYTES, and how much was cut after them. */
+/** A line as people read it: at most its first MAX_LOGGED_LINE_BYTES, and how much was cut after them. */
 function clipped(bytes: Buffer): string {
   if (bytes.length <= MAX_LOGGED_LINE_BYTES) return bytes.toString('utf8');
-  const cut = bytes.length - MAX_LOGGED_LINE_BYTES;
-  return `${bytes.toString('utf8', 0, MAX_LOGGED_LINE_BYTES)}… [${cut} more bytes cut]`;
+  let end = MAX_LOGGED_LINE_BYTES;
+  // Back to the start of a character, rather than cutting one in two (a UTF-8 continuation byte is 10xxxxxx).
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return `${bytes.toString('utf8', 0, end)}… [${bytes.length - end} more bytes cut]`;
 }
 
 function parseMessage(line: string, bytes: Buffer): JSONRPCMessage | undefined {

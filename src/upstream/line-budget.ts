@@ -15,7 +15,6 @@ export class LineBudget {
   private windowStart = -Infinity;
   private logged = 0;
   private suppressed = 0;
-  private timer?: NodeJS.Timeout;
 
   constructor(
     /** The window that suppressed `lines` lines has ended. */
@@ -42,9 +41,8 @@ export class LineBudget {
       return true;
     }
     this.suppressed = 1;
-    this.timer = setTimeout(() => this.endWindow(), this.windowStart + this.windowMs - now);
     // Not a reason to keep the proxy running: a count lost at exit was of lines no one wanted logged.
-    this.timer.unref();
+    setTimeout(() => this.endWindow(), this.windowStart + this.windowMs - now).unref();
     return false;
   }
 

@@ -8,14 +8,14 @@ import { LOGGED_LINES_PER_WINDOW, WINDOW_MS } from '../../src/upstream/line-budg
 // lines per window and one count of the rest; /servers keeps its last lines, clipped likewise.
 
 const COUNT = 1000;
-const BYTES = 10_000;
+const CHARS = 5000;
 const flood = fixtureCommand('output-flood');
 
 const manifest = `
 servers:
   flood:
     command: ${JSON.stringify(flood.command)}
-    args: ${JSON.stringify([...flood.args, String(COUNT), String(BYTES)])}
+    args: ${JSON.stringify([...flood.args, String(COUNT), String(CHARS)])}
 `;
 
 type LogLine = { event: string; server?: string; line?: string; lines?: number };
@@ -37,10 +37,15 @@ const logLines = (proxy: RunningProxy): LogLine[] =>
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as LogLine);
 
-/** `stderr 0 xxx…`, as the proxy logs and keeps it: clipped, saying how much was cut. */
+/**
+ * `stderr 0 ééé…`, as the proxy logs and keeps it: clipped to whole characters within MAX_LOGGED_LINE_BYTES,
+ * saying how many bytes were cut.
+ */
 const clippedLine = (stream: string, i: number) => {
-  const whole = `${stream} ${i} ${'x'.repeat(BYTES)}`;
-  return `${whole.slice(0, MAX_LOGGED_LINE_BYTES)}… [${whole.length - MAX_LOGGED_LINE_BYTES} more bytes cut]`;
+  const start = `${stream} ${i} `;
+  const kept = start + 'é'.repeat(Math.floor((MAX_LOGGED_LINE_BYTES - start.length) / 2));
+  const cut = start.length + 2 * CHARS - Buffer.byteLength(kept);
+  return `${kept}… [${cut} more bytes cut]`;
 };
 
 test('a flood of stderr and stdout lines is logged up to the budget, clipped, then counted', async ({
