@@ -67,6 +67,8 @@ export class Fleet {
   private newestApply = 0;
   /** The place in that order of the reload `lastReload` reports. */
   private lastReloadOrder = 0;
+  /** When the manifest being applied now was asked for; undefined between applies. */
+  private applyingSince?: Date;
   private stopped = false;
 
   /** Whether `stop` was called: the fleet serves nothing, and applies nothing, any more. */
@@ -92,7 +94,7 @@ export class Fleet {
       // it would only start versions that the next one replaces.
       order < this.newestApply
         ? reportOf(asked, 'superseded')
-        : this.applyNow(servers, asked, order, warnings),
+        : this.applyTracked(servers, asked, order, warnings),
     );
     this.queue = run.catch(() => {});
     return run;
@@ -133,6 +135,14 @@ export class Fleet {
     if (order < this.lastReloadOrder) return;
     this.lastReloadOrder = order;
     this.lastReload = report;
+  }
+
+  /**
+   * The manifest being applied now, if one is: since when (it was asked for), and the servers it still
+   * waits for. A slow start holds its report back for up to 120 s; this says meanwhile that it is under way.
+   */
+  get applying(): { since: string; waitingFor: string[] } | undefined {
+    return this.applyingSince && { since: this.applyingSince.toISOString(), waitingFor: this.waitingFor() };
   }
 
   get lastReloadReport(): ReloadReport | undefined {
@@ -216,6 +226,15 @@ export class Fleet {
     const all = [...this.entries.values()].flatMap((e) => (e.upstream ? [e.upstream] : []));
     for (const set of this.draining.values()) all.push(...set);
     return all;
+  }
+
+  private async applyTracked(...args: Parameters<Fleet['applyNow']>): Promise<ReloadReport> {
+    this.applyingSince = args[1];
+    try {
+      return await this.applyNow(...args);
+    } finally {
+      this.applyingSince = undefined;
+    }
   }
 
   private async applyNow(

@@ -99,14 +99,14 @@ function createApp(
     const all = fleet.list();
     const servers = visibleTo(ctx.state.mayUse as MayUse, all);
     const reload = fleet.lastReloadReport;
+    const applying = fleet.applying;
+    // Reports and what is being applied may name any server: in full only for a caller who may use them all.
+    const partial = servers.length < all.length;
     ctx.body = {
       auth: access.mode,
       servers,
-      // Its changes and errors may name any server: in full only for a caller who may use them all.
-      reload:
-        reload && servers.length < all.length
-          ? { time: reload.time, result: reload.result }
-          : (reload ?? null),
+      reload: reload && partial ? { time: reload.time, result: reload.result } : (reload ?? null),
+      applying: applying && partial ? { since: applying.since } : (applying ?? null),
     };
   });
   router.get('/servers/:name', access.requireAnyPrincipal(), (ctx) => {
