@@ -101,7 +101,10 @@ export class AccessControl {
       if (!this.owners.mayUse(sessionId, name, principal.id)) {
         return denial(404, ErrorCode.SessionNotFound, 'Session not found');
       }
-      if (req.method === 'DELETE') res.once('finish', () => this.owners.forget(sessionId));
+      // Only once the session is gone: a DELETE the server refused leaves it open, and still its owner's.
+      if (req.method === 'DELETE') {
+        res.once('finish', () => res.statusCode < 300 && this.owners.forget(sessionId));
+      }
     } else {
       this.recordOpenedSession(res, name, principal.id);
     }
