@@ -160,6 +160,10 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   log.info('starting', { host, port: bound, servers: manifest.servers.filter((s) => !s.disabled).length });
+  // The container image sets HOST and PORT: a manifest's listen they override would otherwise go unnoticed.
+  const overridden = overriddenListen(manifest.listen, { host, port });
+  if (overridden)
+    log.warn('listen-overridden', { manifest: manifest.listen, serving: { host, port }, note: overridden });
 
   // Eager servers may take minutes to answer initialize (a first `npx -y` download): say which, now and then.
   const waiting = setInterval(() => log.info('waiting-for-servers', { servers: fleet.waitingFor() }), 10_000);
@@ -218,6 +222,19 @@ export function openAccess(
       ? 'Serve it on 127.0.0.1 or behind a gateway that authenticates, or serve a manifest with adapters: and auth:'
       : 'Declare auth: in the manifest, or put access control in front of the proxy',
   };
+}
+
+/** What a manifest's `listen` names that the flags or HOST and PORT replaced, in words; undefined if nothing. */
+export function overriddenListen(
+  listen: { host?: string; port?: number },
+  serving: { host: string; port: number },
+): string | undefined {
+  const replaced = [
+    listen.host !== undefined && listen.host !== serving.host && 'host',
+    listen.port !== undefined && listen.port !== serving.port && 'port',
+  ].filter(Boolean);
+  if (replaced.length === 0) return undefined;
+  return `the manifest's listen ${replaced.join(' and ')} ${replaced.length > 1 ? 'are' : 'is'} replaced by --host/--port or HOST/PORT, which win`;
 }
 
 /** A setting given empty (`PORT=` in a container's environment) is not given: '' would bind every interface. */

@@ -1,5 +1,5 @@
 import * as assert from 'uvu/assert';
-import { openAccess } from '../../src/commands/serve.js';
+import { openAccess, overriddenListen } from '../../src/commands/serve.js';
 import { test } from '../support/uvu.js';
 
 test('no warning on loopback, or with auth', () => {
@@ -20,6 +20,19 @@ test('single-server mode, which has no manifest, is told what it can do instead'
   assert.match(
     open.remedy,
     'behind a gateway that authenticates, or serve a manifest with adapters: and auth:',
+  );
+});
+
+test("a manifest's listen replaced by flags or HOST/PORT is named; one that holds, or none, is not", () => {
+  assert.is(overriddenListen({}, { host: '0.0.0.0', port: 8000 }), undefined);
+  assert.is(overriddenListen({ host: '0.0.0.0', port: 8000 }, { host: '0.0.0.0', port: 8000 }), undefined);
+  assert.match(
+    overriddenListen({ port: 9000 }, { host: '0.0.0.0', port: 8000 })!,
+    "the manifest's listen port is replaced",
+  );
+  assert.match(
+    overriddenListen({ host: '127.0.0.1', port: 9000 }, { host: '0.0.0.0', port: 8000 })!,
+    "the manifest's listen host and port are replaced",
   );
 });
 
