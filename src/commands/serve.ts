@@ -163,7 +163,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   // The container image sets HOST and PORT: a manifest's listen they override would otherwise go unnoticed.
   const overridden = overriddenListen(manifest.listen, { host, port });
   if (overridden)
-    log.warn('listen-overridden', { manifest: manifest.listen, serving: { host, port }, note: overridden });
+    log.info('listen-overridden', { manifest: manifest.listen, serving: { host, port }, note: overridden });
 
   // Eager servers may take minutes to answer initialize (a first `npx -y` download): say which, now and then.
   const waiting = setInterval(() => log.info('waiting-for-servers', { servers: fleet.waitingFor() }), 10_000);
