@@ -1,9 +1,10 @@
 import { suite as uvuSuite, type Callback, type Test } from 'uvu';
 
 /**
- * uvu's `suite` and `test`, but what a `before` or `after` hook throws is printed and fails the run. uvu
- * 0.5.6, its last release, loses it: its runner returns from a `finally`, so a suite whose setup failed
- * counts its tests as not run, prints no error, and the run exits 0. Every test file imports from here
+ * uvu's `suite` and `test`, but what a `before` or `after` hook (or its `.each`) throws is printed and
+ * fails the run. uvu 0.5.6, its last release, loses it: its runner returns from a `finally`, so a suite
+ * whose setup failed counts its tests as not run, prints no error, and the run exits 0; a throwing
+ * `after.each` even drops the failure of the test it followed and skips the rest of the file. Every test file imports from here
  * (`suite-hooks.test.ts` holds them to it).
  */
 export function suite<T = Record<string, unknown>>(name?: string, context?: T): Test<T> {
@@ -11,7 +12,7 @@ export function suite<T = Record<string, unknown>>(name?: string, context?: T): 
   for (const which of ['before', 'after'] as const) {
     const register = test[which];
     test[which] = Object.assign((hook: Callback<T>) => register(surfaced(which, hook)), {
-      each: register.each,
+      each: (hook: Callback<T>) => register.each(surfaced(`${which}.each`, hook)),
     });
   }
   return test;
