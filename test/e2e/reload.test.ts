@@ -48,7 +48,7 @@ interface Status {
 }
 
 const status = async (proxy: RunningProxy): Promise<Status> =>
-  (await fetch(`${proxy.url}/servers`)).json() as Promise<Status>;
+  (await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(10_000) })).json() as Promise<Status>;
 const pidOf = async (proxy: RunningProxy, name: string) =>
   (await status(proxy)).servers.find((s) => s.name === name)?.pids[0];
 const text = (result: unknown) => (result as { content: { text: string }[] }).content[0]!.text;
@@ -198,18 +198,37 @@ test('a client on an untouched server sees zero failures through 20 reloads, val
     }
   })();
   try {
+    let churnPid = await pidOf(proxy, 'churn');
     for (let i = 0; i < 20; i++) {
-      const variant =
-        i % 4 === 3
-          ? 'servers:\n  stable: [this is: not valid\n'
-          : manifestOf(
-              server('stable'),
-              server('churn', `    env: { ROUND: "${i}" }\n`),
-              i % 2 ? server(`extra${i}`) : '',
-            );
+      const valid = i % 4 !== 3;
+      const variant = valid
+        ? manifestOf(
+            server('stable'),
+            server('churn', `    env: { ROUND: "${i}" }\n`),
+            i % 2 ? server(`extra${i}`) : '',
+          )
+        : 'servers:\n  stable: [this is: not valid\n';
       const before = calls;
+      const previous = (await status(proxy)).reload?.time;
       writeFileSync(proxy.manifestPath, variant);
-      await new Promise((r) => setTimeout(r, 250));
+      // The reload ran (a new report, with the result this text must get) and, if valid, restarted the
+      // server it changed: or "zero failures through 20 reloads" would hold with no reload at all.
+      const expected = valid ? 'applied' : 'failed';
+      await waitFor(
+        async () => {
+          const now = await status(proxy);
+          const churn = now.servers.find((s) => s.name === 'churn')?.pids[0];
+          return (
+            now.reload !== null &&
+            now.reload.time !== previous &&
+            now.reload.result === expected &&
+            (!valid || (churn !== undefined && churn !== churnPid))
+          );
+        },
+        10_000,
+        `reload ${i} to be reported ${expected}${valid ? ' with a new churn child' : ''}`,
+      );
+      if (valid) churnPid = await pidOf(proxy, 'churn');
       // Calls went on across this reload, or "zero failures" would prove nothing.
       await waitFor(() => calls > before, 10_000, `a call after reload ${i}`);
     }
