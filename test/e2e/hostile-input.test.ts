@@ -1,13 +1,21 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, type RunningProxy, postToSession } from '../support/proxy.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import {
+  connect,
+  fixtureCommand,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+  postToSession,
+} from '../support/proxy.js';
 
-// Hostile and broken input against a running proxy: every answer is a clear 4xx, nothing crashes,
-// memory stays bounded, and the proxy keeps serving.
+// Hostile and broken input against a running proxy: every answer is a clear 4xx, nothing crashes, and the
+// proxy keeps serving. (How much memory a flood costs is the benchmark's to measure.)
 
 const echo = fixtureCommand('echo');
-const test = suite<{ proxy: RunningProxy; endpoint: string; session: string; port: number }>(
+const test = suite<{ proxy: RunningProxy; client: Client; endpoint: string; session: string; port: number }>(
   'hostile input',
   {} as never,
 );
@@ -21,14 +29,21 @@ servers:
 `);
   ctx.endpoint = `${ctx.proxy.url}/servers/echo/mcp`;
   ctx.port = Number(new URL(ctx.proxy.url).port);
+  // Kept open: its session is the one the tests below abuse.
   const { transport, client } = await connect(ctx.proxy.url, 'echo');
+  ctx.client = client;
   ctx.session = transport.sessionId!;
-  void client; // kept open: its session is the one the tests below abuse
 });
 
 test.after(async (ctx) => {
-  await ctx.proxy?.stop();
+  try {
+    await ctx.client?.close();
+  } finally {
+    await ctx.proxy?.stop();
+  }
 });
+
+const signal = () => AbortSignal.timeout(10_000);
 
 /**
  * A raw HTTP exchange: what an HTTP client library would refuse to send. Says who closed the connection:
@@ -58,6 +73,16 @@ function raw(
 }
 
 const status = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+
+/** Whether fetch can send `value` as a header at all: Headers refuses some, synchronously. */
+function fetchCanSend(value: string): boolean {
+  try {
+    new Headers({ 'mcp-session-id': value });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 test('malformed bodies are 400 with a JSON-RPC parse error', async (ctx) => {
   for (const body of [
@@ -99,6 +124,7 @@ test('oversized bodies are 413, declared or streamed', async (ctx) => {
   // No Content-Length: the body is counted as it streams in.
   const streamed = await fetch(ctx.endpoint, {
     method: 'POST',
+    signal: signal(),
     headers: {
       'content-type': 'application/json',
       accept: ACCEPT,
@@ -124,22 +150,22 @@ test('a batch flood is refused, not processed', async (ctx) => {
 });
 
 test('session ids of odd length and charset are 404 or refused, never a crash', async (ctx) => {
+  const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
   for (const id of ['', 'x'.repeat(4000), '../../etc/passwd', 'sess\tion', '%00', '😀'.repeat(10)]) {
     let code: number;
-    try {
-      const r = await postToSession(
-        { ...ctx, session: id },
-        JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
-      );
+    if (fetchCanSend(id)) {
+      const r = await postToSession({ ...ctx, session: id }, ping);
       code = r.status;
       await r.text();
-    } catch {
-      code = 0; // fetch itself refuses some header values: nothing reached the proxy
+    } else {
+      // What fetch will not send goes raw: a connection reset or a crash answers nothing, status 0.
+      const { answer } = await raw(
+        ctx.port,
+        `POST /servers/echo/mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\nMcp-Session-Id: ${id}\r\nMcp-Protocol-Version: 2025-11-25\r\nContent-Length: ${Buffer.byteLength(ping)}\r\nConnection: close\r\n\r\n${ping}`,
+      );
+      code = status(answer);
     }
-    assert.ok(
-      code === 0 || (code >= 400 && code < 500),
-      `session ${JSON.stringify(id).slice(0, 20)} answered ${code}`,
-    );
+    assert.ok(code >= 400 && code < 500, `session ${JSON.stringify(id).slice(0, 20)} answered ${code}`);
   }
   const { answer: huge } = await raw(
     ctx.port,
@@ -157,7 +183,11 @@ test('session ids of odd length and charset are 404 or refused, never a crash', 
 
 test('encoded path traversal in the server name is just an unknown server', async (ctx) => {
   for (const name of ['..%2F..%2Fetc', '%2e%2e', '..%5C..%5Cwindows', 'echo%00', 'ECHO', '%252e%252e']) {
-    const r = await fetch(`${ctx.proxy.url}/servers/${name}/mcp`, { method: 'POST', body: '{}' });
+    const r = await fetch(`${ctx.proxy.url}/servers/${name}/mcp`, {
+      method: 'POST',
+      body: '{}',
+      signal: signal(),
+    });
     assert.is(r.status, 404, name);
     await r.text();
   }
@@ -172,6 +202,7 @@ test('header injection through the URL or headers goes nowhere', async (ctx) => 
   const r = await fetch(`${ctx.proxy.url}/servers/x%0d%0aSet-Cookie:%20a=b/mcp`, {
     method: 'POST',
     body: '{}',
+    signal: signal(),
   });
   assert.is(r.status, 404);
   assert.is(r.headers.get('set-cookie'), null);
@@ -184,6 +215,7 @@ test('header injection through the URL or headers goes nowhere', async (ctx) => 
     method: 'POST',
     headers: { 'x-request-id': 'evil"value with spaces' },
     body: '{}',
+    signal: signal(),
   });
   assert.not.match(id.headers.get('x-request-id') ?? '', 'evil');
   await id.text();
@@ -211,39 +243,60 @@ test('a body that never arrives whole is cut off at the request timeout, and the
   assert.is(closedBy, 'proxy', 'held for the 8 s this end waits');
   // As Koa reported its routes' connection errors; a client that merely left is not worth a line.
   const logged = () => ctx.proxy.stderr().includes('"event":"http-error","error":"Request timeout"');
-  for (let i = 0; i < 50 && !logged(); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(logged(), ctx.proxy.stderr().slice(-2000));
+  await waitFor(logged, 5000, `the cut to be logged:\n${ctx.proxy.stderr().slice(-2000)}`);
 });
 
-test('memory stays bounded under a flood of bad requests, and the proxy keeps serving', async (ctx) => {
-  const rss = async () => {
-    const text = await (await fetch(`${ctx.proxy.url}/metrics`)).text();
-    return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1]);
+test('a flood of bad requests is refused one by one, opens no session, and the proxy keeps serving', async (ctx) => {
+  const sessions = async () => {
+    const text = await (await fetch(`${ctx.proxy.url}/metrics`, { signal: signal() })).text();
+    return Number(/^mcp_proxy_sessions\{server="echo"\} (\d+)/m.exec(text)?.[1]);
   };
-  const before = await rss();
-  const bad = [
-    () => postToSession(ctx, '{broken'),
-    () => postToSession({ ...ctx, session: 'nope' }, '{"jsonrpc":"2.0","id":1,"method":"ping"}'),
-    () => fetch(`${ctx.proxy.url}/servers/${Math.random()}/mcp`, { method: 'POST', body: '{}' }),
-    () =>
-      postToSession(
-        ctx,
-        JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'y'.repeat(200_000) } }),
-      ),
+  const before = await sessions();
+  const bad: [number, () => Promise<Response>][] = [
+    [400, () => postToSession(ctx, '{broken')],
+    [404, () => postToSession({ ...ctx, session: 'nope' }, '{"jsonrpc":"2.0","id":1,"method":"ping"}')],
+    [
+      404,
+      () =>
+        fetch(`${ctx.proxy.url}/servers/${Math.random()}/mcp`, {
+          method: 'POST',
+          body: '{}',
+          signal: signal(),
+        }),
+    ],
+    [
+      413,
+      () =>
+        postToSession(
+          ctx,
+          JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'y'.repeat(2 << 20) } }),
+        ),
+    ],
   ];
-  for (let round = 0; round < 100; round++) {
-    await Promise.all(Array.from({ length: 20 }, (_, i) => bad[i % bad.length]!().then((r) => r.text())));
+  for (let round = 0; round < 25; round++) {
+    const codes = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const r = await bad[i % bad.length]![1]();
+        await r.text();
+        return r.status;
+      }),
+    );
+    assert.equal(
+      codes,
+      Array.from({ length: 20 }, (_, i) => bad[i % bad.length]![0]),
+      `round ${round}`,
+    );
   }
-  const after = await rss();
-  // 100 MB of bodies went in. Seen: 6–19 MiB of growth on Node 20 and 24; 24–88 when kept bodies waited for
-  // a full collection (message-text.ts).
-  assert.ok(after - before < 40 * 1024 * 1024, `RSS grew by ${Math.round((after - before) / 1048576)} MiB`);
+  assert.is(await sessions(), before, 'the flood opened no session');
   const { client } = await connect(ctx.proxy.url, 'echo');
-  const result = (await client.callTool({ name: 'echo', arguments: { text: 'alive' } })) as {
-    content: { text: string }[];
-  };
-  assert.is(result.content[0]!.text, 'alive');
-  await client.close();
+  try {
+    const result = (await client.callTool({ name: 'echo', arguments: { text: 'alive' } })) as {
+      content: { text: string }[];
+    };
+    assert.is(result.content[0]!.text, 'alive');
+  } finally {
+    await client.close();
+  }
   assert.is(ctx.proxy.process.exitCode, null, 'the proxy is still running');
 });
 
