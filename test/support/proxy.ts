@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -133,17 +133,54 @@ export function listeningUrl(child: ChildProcess, stderr: () => string): Promise
   });
 }
 
-/** SIGTERM, then SIGKILL after 10 s; resolves with the exit code. */
+/**
+ * SIGTERM, then SIGKILL after 10 s; resolves with the exit code. A SIGKILL also kills the process group of
+ * each child the process had: the proxy runs its children in groups of their own and stops them from an
+ * exit hook, which SIGKILL skips, so they would outlive the test run.
+ */
 export function stopProcess(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    let orphans: number[] = [];
+    const kill = setTimeout(() => {
+      // Read just before: the children it stopped by itself are gone, and a pid has had little time to be reused.
+      orphans = childrenOf(child.pid!);
+      child.kill('SIGKILL');
+    }, 10_000);
     child.once('exit', (code) => {
       clearTimeout(kill);
+      for (const pid of orphans) killGroup(pid);
       resolve(code);
     });
     child.kill('SIGTERM');
   });
+}
+
+/** The pids whose parent is `pid`, from /proc/<pid>/stat (Linux; this kernel has no task/<tid>/children). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited since the listing
+    }
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so the fields are read after the last ")".
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) children.push(Number(entry));
+  }
+  return children;
+}
+
+/** SIGKILL to the process group `pid` leads; one already gone is no error. */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
 }
 
 /** An SDK client connected to one server of the proxy. */
