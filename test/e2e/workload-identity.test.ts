@@ -288,7 +288,6 @@ test('a token is renewed in the library’s window before it expires, and the ne
   // Not before the window opens (about 2 s after the first fetch). When after that it is seen depends on
   // how fast the pings go; that it comes long before the first token expires, waitFor's bound ensures.
   assert.ok(elapsed >= 1000, `renewed after ${elapsed} ms`);
-  assert.ok(elapsed < SHORT_LIFETIME_S * 1000, 'long before the first token expired');
 });
 
 test('a token endpoint error answers 503 naming server and reason; the upstream is not called', async ({
@@ -312,13 +311,11 @@ test('a token endpoint that was down serves again once it recovers; a slow one i
   // endpoint did meanwhile; and a request waited for every retry of the fetch, whatever its timeout.
   context.flakyDown = true;
   try {
-    const began = Date.now();
     const { status, body } = await ping(context.proxy, 'flaky');
     assert.is(status, 503);
-    assert.match(body.error!.message, 'upstream flaky not called');
-    // Its timeout is 2 s; the fetch's retries against a 503 take over 5 s.
-    const waited = Date.now() - began;
-    assert.ok(waited < 4000, `answered after ${waited} ms: within its timeout, not after every retry`);
+    // Answered by its 2 s timeout, not after every retry of the fetch against a 503 (over 5 s): how long
+    // that took on a slow machine is no test's business, which of the two answered is.
+    assert.match(body.error!.message, 'upstream flaky not called: no workload identity token within 2000 ms');
   } finally {
     context.flakyDown = false;
   }
