@@ -23,19 +23,21 @@ async function tempDir(): Promise<string> {
 }
 
 /** Watches `path`, recording for each call what a caller re-reading the manifest then finds. */
-async function watching(path: string) {
+async function watching(path: string, debounceMs = DEBOUNCE_MS) {
   const reads: string[] = [];
-  const watcher = await watchManifest(path, () => reads.push(readOrMissing(path)), {
-    debounceMs: DEBOUNCE_MS,
-  });
+  const watcher = await watchManifest(path, () => reads.push(readOrMissing(path)), { debounceMs });
   cleanups.push(() => watcher.close());
-  /** Resolves once there are more than `count` calls; fails after a second. */
-  const callsBeyond = async (count: number) => {
-    for (const deadline = Date.now() + 1000; reads.length <= count; await sleep(10)) {
-      if (Date.now() > deadline) assert.unreachable(`no call within 1 s (calls so far: ${reads.length})`);
+  /** Resolves once `done` holds; fails after the debounce and a second. */
+  const until = async (done: () => boolean, what: string) => {
+    const bound = debounceMs + 1000;
+    for (const deadline = Date.now() + bound; !done(); await sleep(10)) {
+      if (Date.now() > deadline)
+        assert.unreachable(`no ${what} within ${bound} ms (calls so far: ${reads.length})`);
     }
   };
-  return { reads, watcher, callsBeyond };
+  /** Resolves once there are more than `count` calls. */
+  const callsBeyond = (count: number) => until(() => reads.length > count, 'call');
+  return { reads, watcher, callsBeyond, until };
 }
 
 function readOrMissing(path: string): string {
@@ -124,7 +126,8 @@ test('a Kubernetes ConfigMap update (the ..data symlink swapped) is noticed, and
   await callsBeyond(0);
   assert.equal(reads.at(-1), 'v: 2\n');
   await rm(join(dir, old), { recursive: true });
-  // Now the file lives in another folder, and the one it was in is gone.
+  // Now the file lives in another folder, and the one it was in is gone. Whatever calls the removal makes
+  // settle within QUIET_MS (it has no event of its own to wait for), so the count below is the update's.
   await sleep(QUIET_MS);
   const calls = reads.length;
   await updateConfigMap(dir, 'v: 3\n');
@@ -133,19 +136,19 @@ test('a Kubernetes ConfigMap update (the ..data symlink swapped) is noticed, and
   assert.not.ok(reads.includes('missing'), 'the swap is atomic: the manifest is never missing');
 });
 
-test('a burst of ten quick writes is one or two calls', async () => {
+test('a burst of quick writes is fewer calls than writes, the last one reading the last write', async () => {
   const manifest = join(await tempDir(), 'mcp-proxy.yaml');
   await writeFile(manifest, 'v: 0\n');
-  const { reads, callsBeyond } = await watching(manifest);
+  // A debounce ten times the burst's own length, so that a slow machine still writes it within one: how
+  // few calls it makes is the benchmark's to measure, that it coalesces at all is this test's.
+  const { reads, until } = await watching(manifest, 10 * DEBOUNCE_MS);
 
   for (let v = 1; v <= 10; v++) {
     await writeFile(manifest, `v: ${v}\n`);
     await sleep(2);
   }
-  await callsBeyond(0);
-  await sleep(QUIET_MS);
-  assert.ok(reads.length <= 2, `${reads.length} calls`);
-  assert.equal(reads.at(-1), 'v: 10\n');
+  await until(() => reads.at(-1) === 'v: 10\n', 'call reading the last write');
+  assert.ok(reads.length < 10, `${reads.length} calls for 10 writes`);
 });
 
 test('changes to other files in the directory are not calls', async () => {
