@@ -116,7 +116,9 @@ test('no credential: 401 pointing at the protected-resource metadata, which name
   assert.is(r.status, 401);
   const metadataUrl = `${ctx.proxy.url}/.well-known/oauth-protected-resource/servers/alpha/mcp`;
   assert.is(r.headers.get('www-authenticate'), `Bearer resource_metadata="${metadataUrl}"`);
-  const metadata = (await (await fetch(metadataUrl)).json()) as Record<string, unknown>;
+  const metadata = (await (
+    await fetch(metadataUrl, { signal: AbortSignal.timeout(10_000) })
+  ).json()) as Record<string, unknown>;
   assert.is(metadata.resource, `${ctx.proxy.url}/servers/alpha/mcp`);
   assert.equal(metadata.authorization_servers, [ctx.issuer]);
 });
@@ -177,6 +179,7 @@ test("another principal's session id is answered 404", async (ctx) => {
         'mcp-protocol-version': '2025-11-25',
       },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      signal: AbortSignal.timeout(10_000),
     });
     assert.is(r.status, 404);
     // The owner still uses it.
@@ -247,27 +250,47 @@ test('a token without expiry, or naming no subject, is 401', async (ctx) => {
 test('/servers and /servers/:name show a caller only the servers it may use', async (ctx) => {
   const listed = async (key: string) =>
     (
-      (await (await fetch(`${ctx.proxy.url}/servers`, { headers: { 'x-api-key': key } })).json()) as {
+      (await (
+        await fetch(`${ctx.proxy.url}/servers`, {
+          headers: { 'x-api-key': key },
+          signal: AbortSignal.timeout(10_000),
+        })
+      ).json()) as {
         servers: { name: string }[];
       }
     ).servers.map((s) => s.name);
   assert.equal(await listed(ALPHA_KEY), ['alpha']);
   assert.equal(await listed(ALL_KEY), ['alpha', 'beta', 'gamma']);
-  const beta = await fetch(`${ctx.proxy.url}/servers/beta`, { headers: { 'x-api-key': ALPHA_KEY } });
+  const beta = await fetch(`${ctx.proxy.url}/servers/beta`, {
+    headers: { 'x-api-key': ALPHA_KEY },
+    signal: AbortSignal.timeout(10_000),
+  });
   assert.is(beta.status, 404, 'as if it did not exist');
   await beta.text();
   assert.is(
-    (await fetch(`${ctx.proxy.url}/servers/beta`, { headers: { 'x-api-key': ALL_KEY } })).status,
+    (
+      await fetch(`${ctx.proxy.url}/servers/beta`, {
+        headers: { 'x-api-key': ALL_KEY },
+        signal: AbortSignal.timeout(10_000),
+      })
+    ).status,
     200,
   );
 });
 
 test('/servers needs a credential when access control is on, and says which', async (ctx) => {
-  assert.is((await fetch(`${ctx.proxy.url}/servers`)).status, 401);
-  const r = await fetch(`${ctx.proxy.url}/servers`, { headers: { 'x-api-key': ALPHA_KEY } });
+  assert.is((await fetch(`${ctx.proxy.url}/servers`, { signal: AbortSignal.timeout(10_000) })).status, 401);
+  const r = await fetch(`${ctx.proxy.url}/servers`, {
+    headers: { 'x-api-key': ALPHA_KEY },
+    signal: AbortSignal.timeout(10_000),
+  });
   assert.is(r.status, 200);
   assert.is(((await r.json()) as { auth: string }).auth, 'api-keys+jwt');
-  assert.is((await fetch(`${ctx.proxy.url}/healthz`)).status, 200, 'probes stay open');
+  assert.is(
+    (await fetch(`${ctx.proxy.url}/healthz`, { signal: AbortSignal.timeout(10_000) })).status,
+    200,
+    'probes stay open',
+  );
 });
 
 test.run();

@@ -31,11 +31,12 @@ test.after(async (ctx) => {
 });
 
 const readyz = async (proxy: RunningProxy) => {
-  const response = await fetch(`${proxy.url}/readyz`);
+  const response = await fetch(`${proxy.url}/readyz`, { signal: AbortSignal.timeout(10_000) });
   return { status: response.status, body: (await response.json()) as Readiness };
 };
 
-const scrape = async (proxy: RunningProxy) => (await fetch(`${proxy.url}/metrics`)).text();
+const scrape = async (proxy: RunningProxy) =>
+  (await fetch(`${proxy.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
 
 /** The value of one series in a scrape, or undefined when it is absent. */
 const sample = (text: string, series: string): number | undefined => {
@@ -52,6 +53,7 @@ const postMcp = (proxy: RunningProxy, path: string, headers: Record<string, stri
       ...headers,
     },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    signal: AbortSignal.timeout(10_000),
   });
 
 test('/readyz answers 503 naming an eager server whose command fails, with its state and last error', async ({
@@ -67,14 +69,18 @@ test('/readyz answers 503 naming an eager server whose command fails, with its s
   );
   assert.ok(['starting', 'restarting', 'failed'].includes(body.servers![0]!.state));
   assert.is(body.servers![0]!.lastError, undefined, 'reasons stay in /servers, not on the open probe');
-  const listing = (await (await fetch(`${proxy.url}/servers/broken`)).json()) as { lastError?: string };
+  const listing = (await (
+    await fetch(`${proxy.url}/servers/broken`, { signal: AbortSignal.timeout(10_000) })
+  ).json()) as { lastError?: string };
   assert.match(listing.lastError ?? '', 'nonexistent');
 });
 
 test('a lazy server whose command cannot run is listed as failed before its first use, with why', async ({
   proxy,
 }) => {
-  const listing = (await (await fetch(`${proxy.url}/servers/lazy-broken`)).json()) as {
+  const listing = (await (
+    await fetch(`${proxy.url}/servers/lazy-broken`, { signal: AbortSignal.timeout(10_000) })
+  ).json()) as {
     state: string;
     lastError?: string;
   };
@@ -196,11 +202,17 @@ test('a refusal of the gateway is JSON with its length, as Koa answered it', asy
 });
 
 test('X-Request-Id is echoed when it is a safe token, and replaced when it is not', async ({ proxy }) => {
-  const kept = await fetch(`${proxy.url}/healthz`, { headers: { 'x-request-id': 'trace-42.a_b' } });
+  const kept = await fetch(`${proxy.url}/healthz`, {
+    headers: { 'x-request-id': 'trace-42.a_b' },
+    signal: AbortSignal.timeout(10_000),
+  });
   assert.is(kept.headers.get('x-request-id'), 'trace-42.a_b');
 
   for (const bad of ['has spaces', 'x'.repeat(129), '<script>', 'a/b']) {
-    const replaced = await fetch(`${proxy.url}/healthz`, { headers: { 'x-request-id': bad } });
+    const replaced = await fetch(`${proxy.url}/healthz`, {
+      headers: { 'x-request-id': bad },
+      signal: AbortSignal.timeout(10_000),
+    });
     const id = replaced.headers.get('x-request-id') ?? '';
     assert.is.not(id, bad);
     assert.match(id, /^[0-9a-f-]{36}$/, `a fresh id replaces ${JSON.stringify(bad.slice(0, 20))}`);
@@ -260,7 +272,9 @@ test('a reload that removes the failing server makes the proxy ready and counts 
   await waitFor(async () => (await readyz(proxy)).status === 200, 5000, '/readyz to answer 200');
   assert.equal((await readyz(proxy)).body, { status: 'ready' });
   await waitFor(async () => sample(await scrape(proxy), applied) === 1, 2000, 'the reload to be counted');
-  const listing = (await (await fetch(`${proxy.url}/servers`)).json()) as {
+  const listing = (await (
+    await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(10_000) })
+  ).json()) as {
     servers: { name: string; pids: number[] }[];
   };
   assert.equal(

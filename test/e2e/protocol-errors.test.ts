@@ -78,9 +78,13 @@ test('a request without a session header is 400', async (ctx) => {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: ACCEPT },
     body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+    signal: AbortSignal.timeout(10_000),
   });
   assert.is(r.status, 400);
-  const get = await fetch(ctx.endpoint, { headers: { accept: 'text/event-stream' } });
+  const get = await fetch(ctx.endpoint, {
+    headers: { accept: 'text/event-stream' },
+    signal: AbortSignal.timeout(10_000),
+  });
   assert.is(get.status, 400);
 });
 
@@ -100,7 +104,7 @@ test('a body over the limit is 413', async (ctx) => {
 });
 
 test('an unsupported method is 405', async (ctx) => {
-  const r = await fetch(ctx.endpoint, { method: 'PUT', body: '{}' });
+  const r = await fetch(ctx.endpoint, { method: 'PUT', body: '{}', signal: AbortSignal.timeout(10_000) });
   assert.is(r.status, 405);
 });
 

@@ -84,7 +84,9 @@ test('an added server answers after the write; a removed one answers 404', async
     writeFileSync(proxy.manifestPath, manifestOf(server('two')));
     await waitFor(() => answers(proxy, 'two'), 10_000, 'the added server to answer');
     await waitFor(
-      async () => (await fetch(`${proxy.url}/servers/one/mcp`, { method: 'POST' })).status === 404,
+      async () =>
+        (await fetch(`${proxy.url}/servers/one/mcp`, { method: 'POST', signal: AbortSignal.timeout(10_000) }))
+          .status === 404,
       2000,
       '404',
     );
@@ -316,6 +318,7 @@ test('sessions on a replaced version keep it until drainTimeout, then get 404 an
         'mcp-protocol-version': '2025-11-25',
       },
       body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }),
+      signal: AbortSignal.timeout(10_000),
     });
     assert.is(stale.status, 404);
   } finally {
@@ -399,7 +402,12 @@ test('a failed server is started again by the next reload, once its cause is fix
 });
 
 const statusWithKey = async (proxy: RunningProxy): Promise<Status> =>
-  (await fetch(`${proxy.url}/servers`, { headers: { 'x-api-key': OPS_KEY } })).json() as Promise<Status>;
+  (
+    await fetch(`${proxy.url}/servers`, {
+      headers: { 'x-api-key': OPS_KEY },
+      signal: AbortSignal.timeout(10_000),
+    })
+  ).json() as Promise<Status>;
 
 test('a request whose JWT is still being checked when its server is replaced goes to the new version', async () => {
   // The keys are held back by the test: the request waits in access control while a reload restarts its
@@ -518,7 +526,7 @@ test('a lazy server made eager by a reload starts then, and the proxy becomes re
       10_000,
       'a to start',
     );
-    assert.is((await fetch(`${proxy.url}/readyz`)).status, 200);
+    assert.is((await fetch(`${proxy.url}/readyz`, { signal: AbortSignal.timeout(10_000) })).status, 200);
   } finally {
     await proxy.stop();
   }

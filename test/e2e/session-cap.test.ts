@@ -64,7 +64,13 @@ async function initializeStatus(proxy: RunningProxy, name: string): Promise<Resp
   if (response.ok) {
     await response.body?.cancel();
     const headers = { 'mcp-session-id': response.headers.get('mcp-session-id')! };
-    ends.push(() => fetch(`${proxy.url}/servers/${name}/mcp`, { method: 'DELETE', headers }));
+    ends.push(() =>
+      fetch(`${proxy.url}/servers/${name}/mcp`, {
+        method: 'DELETE',
+        headers,
+        signal: AbortSignal.timeout(10_000),
+      }),
+    );
   }
   return response;
 }
@@ -139,7 +145,9 @@ test('sessions held by a version draining after a reload still count', async ({ 
   writeFileSync(proxy.manifestPath, manifestOf('2')); // a restarts; its old version drains with onA's session
   const pidsOfA = async () =>
     (
-      (await (await fetch(`${proxy.url}/servers`)).json()) as { servers: { name: string; pids: number[] }[] }
+      (await (await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(10_000) })).json()) as {
+        servers: { name: string; pids: number[] }[];
+      }
     ).servers.find((s) => s.name === 'a')!.pids;
   await waitFor(async () => (await pidsOfA()).length === 2, 10_000, "a's new version beside the old");
 
