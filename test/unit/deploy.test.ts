@@ -245,7 +245,11 @@ test('the API key comes from the Secret, and nothing switches the proxy to singl
 test('the Service and the Ingress reach the pod, and the Ingress keeps sessions on their replica', () => {
   assert.equal(service.spec!.selector, deployment.spec!.selector.matchLabels);
   assert.is(service.spec!.ports![0]!.targetPort, 'http');
-  for (const rule of ingress.spec!.rules!) {
+  const rules = ingress.spec!.rules ?? [];
+  // The checks below hold for every path: of none, they would say nothing.
+  assert.ok(rules.length > 0, 'the Ingress has rules');
+  for (const rule of rules) {
+    assert.ok((rule.http?.paths.length ?? 0) > 0, 'each rule has paths');
     for (const path of rule.http!.paths) {
       assert.is(path.backend.service?.name, service.metadata!.name);
       assert.is(path.backend.service?.port?.name, service.spec!.ports![0]!.name);
