@@ -17,7 +17,9 @@ interface Context {
   server: Server;
   /** The server's end of each connection, in the order they came. */
   accepted: Socket[];
+  /** A new pool, destroyed after the test whatever its outcome. */
   pool: () => ConnectionPool;
+  pools: ConnectionPool[];
 }
 
 const test = suite<Context>('connection pool', {} as Context);
@@ -30,7 +32,16 @@ test.before(async (context) => {
   });
   await new Promise<void>((resolve) => context.server.listen(0, '127.0.0.1', resolve));
   const { port } = context.server.address() as AddressInfo;
-  context.pool = () => new ConnectionPool((callback) => callback(null, connect({ host: '127.0.0.1', port })));
+  context.pools = [];
+  context.pool = () => {
+    const pool = new ConnectionPool((callback) => callback(null, connect({ host: '127.0.0.1', port })));
+    context.pools.push(pool);
+    return pool;
+  };
+});
+
+test.after.each(({ pools }) => {
+  for (const pool of pools.splice(0)) pool.destroy();
 });
 
 test.after(async ({ server, accepted }) => {
@@ -91,7 +102,6 @@ test('a released connection is the next one taken, and what it reads goes to its
   await until(() => second.events.length > 0, 'the data');
   assert.equal(second.events, ['data hello']);
   assert.equal(first.events, []);
-  pool.destroy();
 });
 
 test('a connection paused for a slow client reads again once released', async (context) => {
@@ -100,7 +110,6 @@ test('a connection paused for a slow client reads again once released', async (c
   connection.socket.pause();
   pool.release(connection, undefined);
   assert.is(connection.socket.isPaused(), false);
-  pool.destroy();
 });
 
 test("past the upstream's keep-alive timeout, less a second, an idle connection is closed instead of reused", async (context) => {
@@ -114,7 +123,6 @@ test("past the upstream's keep-alive timeout, less a second, an idle connection 
   const short = await acquire(pool, recorder());
   pool.release(short, 1); // timeout=1 leaves no time to reuse it at all
   await until(() => short.socket.destroyed, 'the connection with no time left to close');
-  pool.destroy();
 });
 
 test('an upstream that names no keep-alive timeout has an idle connection reused for 4 s, as fetch does', async (context) => {
@@ -128,7 +136,6 @@ test('an upstream that names no keep-alive timeout has an idle connection reused
     `reusable for ${connection.reusableUntil - before} ms`,
   );
   assert.is(await acquire(pool, recorder()), connection);
-  pool.destroy();
 });
 
 // The pool's own listeners run first: the extra ones below run as an exchange would that asks for a
@@ -149,7 +156,6 @@ for (const [what, provoke, event] of [
     assert.is.not(handedOut, idle);
     assert.ok(idle.socket.destroyed);
     assert.ok(handedOut!.socket.writable && !handedOut!.socket.destroyed);
-    pool.destroy();
     handedOut!.socket.destroy();
   });
 }
@@ -161,7 +167,6 @@ test("a connection in use tells its user of the upstream's end and of the close"
   (await serverEndOf(context, connection)).end('bye');
   await until(() => user.events.includes('closed'), 'the close');
   assert.equal(user.events, ['data bye', 'eof', 'closed']);
-  pool.destroy();
 });
 
 test('destroy() closes the idle connections and any opened after it', async (context) => {
@@ -197,7 +202,6 @@ test("a new connection asks for TCP keep-alive, as Node's agent did", async (con
       .find((fields) => fields[1]?.endsWith(localPort) && fields[3] === '01'); // 01: established
   await until(() => entry() !== undefined, 'the connection in /proc/net/tcp');
   assert.match(entry()![5]!, /^02:/, 'no keep-alive timer on the connection');
-  pool.destroy();
   connection.socket.destroy();
 });
 
