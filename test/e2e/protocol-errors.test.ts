@@ -163,11 +163,14 @@ test('a client that disconnects mid-stream leaves the proxy serving', async (ctx
     () => {},
   );
   const { client } = await connect(ctx.proxy.url, 'echo');
-  const result = (await client.callTool({ name: 'echo', arguments: { text: 'still here' } })) as {
-    content: { text: string }[];
-  };
-  assert.is(result.content[0]!.text, 'still here');
-  await client.close();
+  try {
+    const result = (await client.callTool({ name: 'echo', arguments: { text: 'still here' } })) as {
+      content: { text: string }[];
+    };
+    assert.is(result.content[0]!.text, 'still here');
+  } finally {
+    await client.close();
+  }
 });
 
 test.run();

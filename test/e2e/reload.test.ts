@@ -154,23 +154,26 @@ test('a changed server gets a new child; an untouched one keeps its pid and its 
   const proxy = await startProxy(manifestOf(server('stable'), server('changing')));
   try {
     const { client } = await connect(proxy.url, 'stable');
-    const stablePid = await pidOf(proxy, 'stable');
-    const changingPid = await pidOf(proxy, 'changing');
-    writeFileSync(
-      proxy.manifestPath,
-      manifestOf(server('stable'), server('changing', '    env: { V: "2" }\n')),
-    );
-    await waitFor(
-      async () => (await pidOf(proxy, 'changing')) !== changingPid,
-      10_000,
-      'the changed server to restart',
-    );
-    assert.is(await pidOf(proxy, 'stable'), stablePid);
-    assert.is(
-      text(await client.callTool({ name: 'echo', arguments: { text: 'same session' } })),
-      'same session',
-    );
-    await client.close();
+    try {
+      const stablePid = await pidOf(proxy, 'stable');
+      const changingPid = await pidOf(proxy, 'changing');
+      writeFileSync(
+        proxy.manifestPath,
+        manifestOf(server('stable'), server('changing', '    env: { V: "2" }\n')),
+      );
+      await waitFor(
+        async () => (await pidOf(proxy, 'changing')) !== changingPid,
+        10_000,
+        'the changed server to restart',
+      );
+      assert.is(await pidOf(proxy, 'stable'), stablePid);
+      assert.is(
+        text(await client.callTool({ name: 'echo', arguments: { text: 'same session' } })),
+        'same session',
+      );
+    } finally {
+      await client.close();
+    }
   } finally {
     await proxy.stop();
   }
