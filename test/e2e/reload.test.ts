@@ -698,6 +698,8 @@ test('with --no-watch edits wait for SIGHUP', async () => {
   const proxy = await startProxy(manifestOf(server('one')), { args: ['--no-watch'] });
   try {
     writeFileSync(proxy.manifestPath, manifestOf(server('one'), server('two')));
+    // A quiet period, bounded: nothing happening has no event. A watching proxy would have noticed the
+    // write within its 100 ms debounce, and listed the new server once it started (an echo child, ~0.2 s).
     await new Promise((r) => setTimeout(r, 600));
     assert.not.ok(
       (await status(proxy)).servers.some((s) => s.name === 'two'),
