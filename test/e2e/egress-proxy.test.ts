@@ -19,7 +19,7 @@ import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import { startEgressProxy, type EgressProxy } from '../support/egress-proxy.js';
 import { makeTestCertificates } from '../support/identity-tls.js';
 import { fromRoot } from '../support/paths.js';
-import { connect, postInitialize, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
+import { connect, postInitialize, startProxy, waitFor, within, type RunningProxy } from '../support/proxy.js';
 
 /** Upper bound on every single wait here; each should be over within milliseconds. */
 const BOUND_MS = 10_000;
@@ -162,19 +162,8 @@ test.after(async (context) => {
   if (context.dir) rmSync(context.dir, { recursive: true, force: true });
 });
 
-function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${BOUND_MS} ms waiting for ${what}`)),
-      BOUND_MS,
-    );
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
 async function client(proxy: RunningProxy, server: string): Promise<Client> {
-  const { client } = await within(connect(proxy.url, server), `a session with ${server}`);
+  const { client } = await within(connect(proxy.url, server), `a session with ${server}`, BOUND_MS);
   clients.push(client);
   return client;
 }
@@ -197,7 +186,7 @@ async function initializeError(proxy: RunningProxy, server: string) {
       message: body.error?.message ?? '',
     };
   };
-  return within(answer(), `the answer from ${server}`);
+  return within(answer(), `the answer from ${server}`, BOUND_MS);
 }
 
 const tunnelsTo = (egress: EgressProxy, authority: string) =>
@@ -359,7 +348,7 @@ test('stopping a server abandons a tunnel being set up, and answers the request 
     await waitFor(() => connectsRead > 0, BOUND_MS, 'the CONNECT to reach the proxy');
     await upstream.stop();
     // Well before the 30 s limit on setting up a connection through the proxy.
-    const response = await within(answer, 'the answer once stopped');
+    const response = await within(answer, 'the answer once stopped', BOUND_MS);
     assert.is(response.status, 503);
     assert.equal(await response.json(), {
       jsonrpc: '2.0',

@@ -17,7 +17,7 @@ import {
   type ConnectionUser,
 } from '../../src/upstream/http1/connection-pool.js';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
-import { within } from '../support/proxy.js';
+import { waitFor, within } from '../support/proxy.js';
 import { callOnce, remoteSpec, type Reply } from '../support/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
 
@@ -175,14 +175,6 @@ async function proxyTo(
   return { port: (server.address() as AddressInfo).port, upstream };
 }
 
-async function until(condition: () => boolean, what: string, bound = BOUND_MS): Promise<void> {
-  const deadline = Date.now() + bound;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 const ok = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -225,8 +217,9 @@ async function framingSent(
   );
   const { port } = await proxyTo(context, scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`, configured));
   await callOnce(port, { body, boundMs: BOUND_MS }).catch(() => undefined);
-  await until(
+  await waitFor(
     () => upstream.received.length > 0 && upstream.received[0]!.includes('\r\n\r\n'),
+    BOUND_MS,
     'the request',
   );
   const head = upstream.received[0]!.slice(0, upstream.received[0]!.indexOf('\r\n\r\n'));
@@ -305,12 +298,12 @@ test('a client gone before handle() is reached: the exchange ends, and no upstre
   client.on('error', () => {});
   context.sockets.push(client);
   client.write('GET / HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n');
-  await until(() => arrived, 'the request to reach the gateway');
+  await waitFor(() => arrived, BOUND_MS, 'the request to reach the gateway');
   client.destroy();
-  await until(() => handled !== undefined, 'handle()');
+  await waitFor(() => handled !== undefined, BOUND_MS, 'handle()');
   let settled = false;
   void handled!.then(() => (settled = true));
-  await until(() => settled, 'handle() to resolve (hooks.done() is called)');
+  await waitFor(() => settled, BOUND_MS, 'handle() to resolve (hooks.done() is called)');
   // handle() sees the client gone and calls no upstream: a connection opened for it would be kept open,
   // paused, for nobody.
   assert.is(upstream.received.length, 0, 'an upstream connection was opened for a client already gone');
@@ -330,12 +323,13 @@ test('a client that leaves mid-body: the half-sent request’s connection is nev
   client.on('error', () => {});
   context.sockets.push(client);
   client.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"half":');
-  await until(
+  await waitFor(
     () => upstream.received.length === 1 && upstream.received[0]!.includes('{"half":'),
+    BOUND_MS,
     'the half body',
   );
   client.destroy();
-  await until(() => upstream.closed[0] === true, 'the half-sent connection to close');
+  await waitFor(() => upstream.closed[0] === true, BOUND_MS, 'the half-sent connection to close');
   assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
   assert.is(upstream.received.length, 2);
 });
@@ -380,7 +374,7 @@ test('an answer before the streamed body ends: the connection is not reused, the
   // Unanswered, the client connection is closed by stopStarted() (closeAllConnections), which ends the request.
   const reply = await within(replied, 'the answer', BOUND_MS);
   assert.is(reply.body, 'ok');
-  await until(() => upstream.closed[0] === true, 'the first connection to close');
+  await waitFor(() => upstream.closed[0] === true, BOUND_MS, 'the first connection to close');
   assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
   assert.is(upstream.received.length, 2);
 });
@@ -420,7 +414,7 @@ test('a late body after a bodiless answer (HEAD, 204) reaches no one: such a con
   assert.is((await callOnce(port, { body: '', method: 'HEAD', boundMs: BOUND_MS })).status, 200);
   assert.is((await callOnce(port, { body: '{"bodiless":true}', boundMs: BOUND_MS })).status, 204);
   // One late body per connection so far (two, unless the second exchange reused the first's).
-  await until(() => lateBodies === sockets.length, 'the late bodies to be written');
+  await waitFor(() => lateBodies === sockets.length, BOUND_MS, 'the late bodies to be written');
   assert.is((await callOnce(port, { boundMs: BOUND_MS })).body, 'ok');
   assert.is(upstream.received.length, 3, 'each exchange on a connection of its own');
 });
@@ -456,7 +450,7 @@ test('an upload the upstream stopped reading, then dropped: 502, and the client 
   };
   pump();
   const statuses = () => [...replies.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((match) => match[1]);
-  await until(() => statuses().length >= 2, 'both answers', 10_000);
+  await waitFor(() => statuses().length >= 2, 10_000, 'both answers');
   assert.equal(statuses(), ['502', '200']);
 });
 
@@ -497,12 +491,16 @@ test('stop() while the request waits for its head: 503, and nothing escapes', as
     scriptedSpec(`http://127.0.0.1:${upstream.port}/mcp`),
   );
   const replied = callOnce(port, { boundMs: BOUND_MS });
-  await until(() => upstream.received.length === 1 && upstream.received[0]!.includes('ping'), 'the request');
+  await waitFor(
+    () => upstream.received.length === 1 && upstream.received[0]!.includes('ping'),
+    BOUND_MS,
+    'the request',
+  );
   await remote.stop();
   const reply = await replied;
   assert.is(reply.status, 503);
   assert.is(JSON.parse(reply.body).id, 7);
-  await until(() => upstream.closed[0] === true, 'the connection to close');
+  await waitFor(() => upstream.closed[0] === true, BOUND_MS, 'the connection to close');
   assert.equal(escaped, []);
 });
 

@@ -7,7 +7,7 @@ import {
   type Connection,
   type ConnectionUser,
 } from '../../src/upstream/http1/connection-pool.js';
-import { within } from '../support/proxy.js';
+import { waitFor, within } from '../support/proxy.js';
 
 // The upstream connection pool on real sockets to a TCP server on 127.0.0.1.
 
@@ -72,21 +72,17 @@ function acquire(pool: ConnectionPool, user: ConnectionUser): Promise<Connection
   );
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + BOUND_MS;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /**
  * The server's end of `connection`, once the server has accepted it: found by port, since a connection an
  * earlier test opened may be accepted late, after this one's.
  */
 async function serverEndOf(context: Context, connection: Connection): Promise<Socket> {
   const find = () => context.accepted.find((socket) => socket.remotePort === connection.socket.localPort);
-  await until(() => connection.socket.localPort !== undefined && find() !== undefined, 'the connection');
+  await waitFor(
+    () => connection.socket.localPort !== undefined && find() !== undefined,
+    BOUND_MS,
+    'the connection',
+  );
   return find()!;
 }
 
@@ -99,7 +95,7 @@ test('a released connection is the next one taken, and what it reads goes to its
   const second = recorder();
   assert.is(await acquire(pool, second), connection);
   server.write('hello');
-  await until(() => second.events.length > 0, 'the data');
+  await waitFor(() => second.events.length > 0, BOUND_MS, 'the data');
   assert.equal(second.events, ['data hello']);
   assert.equal(first.events, []);
 });
@@ -119,10 +115,10 @@ test("past the upstream's keep-alive timeout, less a second, an idle connection 
   connection.reusableUntil = Date.now() - 1; // as if its second had passed
   const next = await acquire(pool, recorder());
   assert.is.not(next, connection);
-  await until(() => connection.socket.destroyed, 'the stale connection to close');
+  await waitFor(() => connection.socket.destroyed, BOUND_MS, 'the stale connection to close');
   const short = await acquire(pool, recorder());
   pool.release(short, 1); // timeout=1 leaves no time to reuse it at all
-  await until(() => short.socket.destroyed, 'the connection with no time left to close');
+  await waitFor(() => short.socket.destroyed, BOUND_MS, 'the connection with no time left to close');
 });
 
 test('an upstream that names no keep-alive timeout has an idle connection reused for 4 s, as fetch does', async (context) => {
@@ -152,7 +148,7 @@ for (const [what, provoke, event] of [
     let handedOut: Connection | undefined;
     idle.socket.once(event, () => pool.acquire(recorder(), (_, connection) => (handedOut = connection)));
     provoke(server);
-    await until(() => handedOut !== undefined, 'a connection handed out');
+    await waitFor(() => handedOut !== undefined, BOUND_MS, 'a connection handed out');
     assert.is.not(handedOut, idle);
     assert.ok(idle.socket.destroyed);
     assert.ok(handedOut!.socket.writable && !handedOut!.socket.destroyed);
@@ -165,7 +161,7 @@ test("a connection in use tells its user of the upstream's end and of the close"
   const user = recorder();
   const connection = await acquire(pool, user);
   (await serverEndOf(context, connection)).end('bye');
-  await until(() => user.events.includes('closed'), 'the close');
+  await waitFor(() => user.events.includes('closed'), BOUND_MS, 'the close');
   assert.equal(user.events, ['data bye', 'eof', 'closed']);
 });
 
@@ -174,7 +170,7 @@ test('destroy() closes the idle connections and any opened after it', async (con
   const idle = await acquire(pool, recorder());
   pool.release(idle, undefined);
   pool.destroy();
-  await until(() => idle.socket.destroyed, 'the idle connection to close');
+  await waitFor(() => idle.socket.destroyed, BOUND_MS, 'the idle connection to close');
   let refused: Error | undefined;
   await within(
     new Promise<void>((resolve) =>
@@ -192,7 +188,7 @@ test('destroy() closes the idle connections and any opened after it', async (con
 test("a new connection asks for TCP keep-alive, as Node's agent did", async (context) => {
   const pool = context.pool();
   const connection = await acquire(pool, recorder());
-  await until(() => connection.socket.localPort !== undefined, 'the connection');
+  await waitFor(() => connection.socket.localPort !== undefined, BOUND_MS, 'the connection');
   // Linux shows an armed keep-alive timer as `02` in the timer column of /proc/net/tcp; Node has no getter.
   const localPort = `:${connection.socket.localPort!.toString(16).toUpperCase().padStart(4, '0')}`;
   const entry = () =>
@@ -200,7 +196,7 @@ test("a new connection asks for TCP keep-alive, as Node's agent did", async (con
       .split('\n')
       .map((line) => line.trim().split(/\s+/))
       .find((fields) => fields[1]?.endsWith(localPort) && fields[3] === '01'); // 01: established
-  await until(() => entry() !== undefined, 'the connection in /proc/net/tcp');
+  await waitFor(() => entry() !== undefined, BOUND_MS, 'the connection in /proc/net/tcp');
   assert.match(entry()![5]!, /^02:/, 'no keep-alive timer on the connection');
   connection.socket.destroy();
 });
