@@ -19,6 +19,7 @@ import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import { startEgressProxy, type EgressProxy } from '../support/egress-proxy.js';
 import { makeTestCertificates } from '../support/identity-tls.js';
 import { fromRoot } from '../support/paths.js';
+import { close, listen } from '../support/http.js';
 import { connect, postInitialize, startProxy, waitFor, within, type RunningProxy } from '../support/proxy.js';
 
 /** Upper bound on every single wait here; each should be over within milliseconds. */
@@ -65,17 +66,6 @@ async function serveMcp(req: IncomingMessage, res: ServerResponse): Promise<void
   res.on('close', () => void server.close());
   await server.connect(transport);
   await transport.handleRequest(req, res);
-}
-
-async function listen<S extends Server>(server: S): Promise<S> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
-
-async function close(server: Server | undefined): Promise<void> {
-  if (!server) return;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
 }
 
 /** A port that was free a moment ago: nothing listens on it. */

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { heldAuth, heldKeys, OPS_KEY } from '../support/held-keys.js';
+import { readAll } from '../support/http.js';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import {
@@ -54,12 +55,6 @@ const pidOf = async (proxy: RunningProxy, name: string) =>
 const text = (result: unknown) => (result as { content: { text: string }[] }).content[0]!.text;
 /** The one JSON-RPC message of an answer, sent as JSON or as an SSE event. */
 const messageOf = (body: string) => JSON.parse(/^data: (.*)$/m.exec(body)?.[1] ?? body);
-
-async function readAll(response: IncomingMessage): Promise<string> {
-  let all = '';
-  for await (const chunk of response) all += chunk;
-  return all;
-}
 
 /** True once an SDK client can initialize against the server and call echo. */
 async function answers(proxy: RunningProxy, name: string): Promise<boolean> {

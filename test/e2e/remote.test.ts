@@ -16,6 +16,7 @@ import * as assert from 'uvu/assert';
 import type { RemoteServerSpec } from '../../src/manifest/types.js';
 import { createRemoteUpstream } from '../../src/upstream/remote.js';
 import type { Upstream } from '../../src/upstream/types.js';
+import { close, listen, readAll } from '../support/http.js';
 import { startHttpFixture, waitFor, within, type HttpFixture } from '../support/proxy.js';
 import { remoteSpec } from '../support/remote.js';
 
@@ -34,18 +35,7 @@ function deferred<T = void>(): Deferred<T> {
   return { promise, resolve };
 }
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
-
 const portOf = (server: Server) => (server.address() as AddressInfo).port;
-
-async function close(server: Server): Promise<void> {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-}
 
 /** An upstream behind a bare node:http server, as the gateway will hand it requests. */
 interface Proxied {
@@ -64,10 +54,12 @@ async function proxy(spec: RemoteServerSpec, maxBodyBytes?: number): Promise<Pro
   );
   await upstream.start();
   let active = 0;
-  const server = await listen((req, res) => {
-    active += 1;
-    void upstream.handle(req, res).finally(() => (active -= 1));
-  });
+  const server = await listen(
+    createServer((req, res) => {
+      active += 1;
+      void upstream.handle(req, res).finally(() => (active -= 1));
+    }),
+  );
   proxies.push({ upstream, server });
   return { upstream, port: portOf(server), active: () => active };
 }
@@ -91,13 +83,6 @@ function open(
     }),
     'response headers',
   );
-}
-
-async function readAll(res: IncomingMessage): Promise<string> {
-  res.setEncoding('utf8');
-  let body = '';
-  for await (const chunk of res) body += chunk;
-  return body;
 }
 
 async function send(port: number, options: Parameters<typeof open>[1] = {}): Promise<Reply> {
@@ -248,7 +233,7 @@ async function rawUpstream(req: IncomingMessage, res: ServerResponse): Promise<v
 const rawUrl = (path: string) => `http://127.0.0.1:${portOf(raw)}${path}`;
 
 test.before(async () => {
-  raw = await listen((req, res) => void rawUpstream(req, res));
+  raw = await listen(createServer((req, res) => void rawUpstream(req, res)));
   fixture = await startHttpFixture();
   conformance = await proxy(remoteSpec('conformance', fixture.url));
 });
@@ -498,20 +483,22 @@ test('method, body, session id, protocol version, Last-Event-ID, Accept and Cont
 async function proxyRecordingWrites(spec: RemoteServerSpec): Promise<{ port: number; writes: string[] }> {
   const upstream = createRemoteUpstream(spec);
   const writes: string[] = [];
-  const server = await listen((req, res) => {
-    const socket = req.socket;
-    const write = socket._write.bind(socket);
-    const writev = socket._writev!.bind(socket);
-    socket._write = (chunk: Buffer, encoding, callback) => {
-      writes.push(chunk.toString('latin1'));
-      write(chunk, encoding, callback);
-    };
-    socket._writev = (chunks, callback) => {
-      writes.push(chunks.map(({ chunk }) => Buffer.from(chunk).toString('latin1')).join(''));
-      writev(chunks, callback);
-    };
-    void upstream.handle(req, res);
-  });
+  const server = await listen(
+    createServer((req, res) => {
+      const socket = req.socket;
+      const write = socket._write.bind(socket);
+      const writev = socket._writev!.bind(socket);
+      socket._write = (chunk: Buffer, encoding, callback) => {
+        writes.push(chunk.toString('latin1'));
+        write(chunk, encoding, callback);
+      };
+      socket._writev = (chunks, callback) => {
+        writes.push(chunks.map(({ chunk }) => Buffer.from(chunk).toString('latin1')).join(''));
+        writev(chunks, callback);
+      };
+      void upstream.handle(req, res);
+    }),
+  );
   proxies.push({ upstream, server });
   return { port: portOf(server), writes };
 }
@@ -595,7 +582,7 @@ test('a response that has started streaming is not cut by the timeout', async ()
 });
 
 test('an unreachable upstream answers 502 with a JSON-RPC error naming the request id', async () => {
-  const vacant = await listen(() => {});
+  const vacant = await listen(createServer(() => {}));
   const port = portOf(vacant);
   await close(vacant);
   const { port: proxyPort, upstream } = await proxy(remoteSpec('dead', `http://127.0.0.1:${port}/mcp`));
