@@ -48,6 +48,7 @@ export class Reloader {
   private async reloadNow(force: boolean): Promise<ReloadReport | undefined> {
     const read = await readManifestBytes(this.file);
     if ('unreadable' in read) return this.fail([read.unreadable]);
+    this.log.debug('manifest-read', { file: this.file, bytes: read.bytes.length });
     const text = read.bytes.toString('utf8');
     if (!force && text === this.lastText) return undefined;
     this.lastText = text;

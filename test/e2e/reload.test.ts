@@ -619,7 +619,12 @@ test('a reload whose turn comes after a newer one was asked is skipped: only the
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-queued-'));
   const { entry: slow, begun } = slowServer('y', dir);
   const hangs = '  x:\n    command: sleep\n    args: ["1000"]\n';
-  const proxy = await startProxy(manifestOf(server('x')), { args: ['--no-watch'] });
+  // At debug, each manifest read is logged: the middle one must be read before the newest is written.
+  const proxy = await startProxy(manifestOf(server('x')), {
+    args: ['--no-watch'],
+    env: { LOG_LEVEL: 'debug' },
+  });
+  const reads = () => proxy.stderr().split('"event":"manifest-read"').length - 1;
   try {
     const oldPid = await pidOf(proxy, 'x');
     replaceManifest(proxy, manifestOf(server('x'), slow));
@@ -627,7 +632,7 @@ test('a reload whose turn comes after a newer one was asked is skipped: only the
     await waitFor(() => existsSync(begun), 10_000, 'y to be starting');
     replaceManifest(proxy, manifestOf(hangs, slow));
     proxy.process.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 300)); // read, and queued behind y
+    await waitFor(() => reads() === 2, 10_000, 'the middle manifest to be read, and queued behind y');
     replaceManifest(proxy, manifestOf(server('x'), slow, server('z')));
     proxy.process.kill('SIGHUP');
     await waitFor(() => answers(proxy, 'z'), 10_000, 'the newest manifest, not held behind the middle one');

@@ -42,9 +42,12 @@ test('MCP_COMMAND + MCP_ARGS serve one server at /mcp and /servers/default/mcp, 
     );
     assert.is(env.MCP_COMMAND, undefined);
     assert.is(env.MCP_ARGS, undefined);
-  } finally {
-    assert.is(await proxy.stop(), 0);
+  } catch (error) {
+    await proxy.stop();
+    throw error;
   }
+  // Checked only once the test's own checks passed: a failed stop must not hide why they failed.
+  assert.is(await proxy.stop(), 0);
 });
 
 test('MCP_PROXY_URL forwards to a remote server', async () => {
