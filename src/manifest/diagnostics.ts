@@ -27,6 +27,11 @@ export function formatPath(path: readonly PathSegment[]): string {
   return out;
 }
 
+/** Whether `path` is `prefix` or lies under it. */
+export function pathStartsWith(path: readonly PathSegment[], prefix: readonly PathSegment[]): boolean {
+  return prefix.length <= path.length && prefix.every((segment, i) => segment === path[i]);
+}
+
 export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
   return diagnostics.some((d) => d.severity === 'error');
 }

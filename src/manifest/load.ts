@@ -1,4 +1,4 @@
-import { formatPath, hasErrors, type Diagnostic, type PathSegment } from './diagnostics.js';
+import { formatPath, hasErrors, pathStartsWith, type Diagnostic, type PathSegment } from './diagnostics.js';
 import { interpolate, type Environment } from './interpolate.js';
 import { normalize, type ManifestInput } from './normalize.js';
 import type { Problem } from './problem.js';
@@ -35,7 +35,7 @@ export function checkManifestValue(
   alreadyInvalid: PathSegment[][] = [],
 ): { manifest: Manifest; problems: Problem[] } {
   const schemaProblems = validateAgainstSchema(value).filter(
-    (p) => !alreadyInvalid.some((path) => startsWith(p.path, path)),
+    (p) => !alreadyInvalid.some((path) => pathStartsWith(p.path, path)),
   );
   const invalid = [
     ...alreadyInvalid,
@@ -45,7 +45,9 @@ export function checkManifestValue(
     baseDir,
     // An entry is skipped when anything inside it, or the entry itself, was found wrong.
     isInvalid: (path) =>
-      invalid.some((bad) => startsWith(bad, path) || (bad.length < path.length && startsWith(path, bad))),
+      invalid.some(
+        (bad) => pathStartsWith(bad, path) || (bad.length < path.length && pathStartsWith(path, bad)),
+      ),
   });
   return { manifest: normalized.manifest, problems: [...schemaProblems, ...normalized.problems] };
 }
@@ -98,10 +100,6 @@ export function loadManifest(input: LoadInput): LoadResult {
 function positioned(source: YamlSource, file: string, p: Problem): Diagnostic {
   const { line, column } = p.atKey ? source.locateKey(p.path) : source.locate(p.path);
   return { severity: p.severity, file, line, column, path: formatPath(p.path), message: p.message };
-}
-
-function startsWith(path: readonly PathSegment[], prefix: readonly PathSegment[]): boolean {
-  return prefix.length <= path.length && prefix.every((segment, i) => segment === path[i]);
 }
 
 const TOO_LARGE = `the file is larger than 1 MiB (${MAX_MANIFEST_BYTES} bytes), the most a manifest may be`;

@@ -1,6 +1,6 @@
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import type { PathSegment } from './diagnostics.js';
+import { pathStartsWith, type PathSegment } from './diagnostics.js';
 import { error, type Problem } from './problem.js';
 import { manifestSchema } from './schema.js';
 import { suggest } from './suggest.js';
@@ -30,8 +30,49 @@ const DEFS = manifestSchema.$defs as Record<string, unknown>;
  * rewritten to name the key, suggest the likely one for a typo, and say what a server needs.
  */
 export function validateAgainstSchema(value: unknown): Problem[] {
-  if (validateManifest(value)) return [];
-  const errors = validateManifest.errors ?? [];
+  const empty = unsetNoValues(value, []);
+  const schemaProblems = validateManifest(value) ? [] : describeErrors(validateManifest.errors ?? []);
+  // A key that is itself wrong (unknown, or not a valid name) is the one thing to say of it; anything
+  // else said at or under a value that is missing only restates that it is missing.
+  const keyIsWrong = (path: PathSegment[]) =>
+    schemaProblems.some((p) => p.atKey && p.path.length === path.length && pathStartsWith(p.path, path));
+  return [
+    ...empty
+      .filter((path) => !keyIsWrong(path))
+      .map((path) => error(path, noValueMessage(path), typeof path.at(-1) === 'string')),
+    ...schemaProblems.filter((p) => p.atKey || !empty.some((path) => pathStartsWith(p.path, path))),
+  ];
+}
+
+/** Where text is expected, `KEY:` may have been meant as empty text. */
+const TEXT_CONTAINERS = new Set(['args', 'env', 'headers', 'environmentVariables']);
+
+function noValueMessage(path: PathSegment[]): string {
+  const parent = path.at(-2);
+  const text = typeof parent === 'string' && TEXT_CONTAINERS.has(parent) ? " (write '' for empty text)" : '';
+  return `has no value${text}: give it one, or remove it`;
+}
+
+/**
+ * Where the manifest holds null: a key with nothing after its colon, `~` or `null`. No field takes null
+ * (the schema names no null type), and the coercion meant for text from `${VAR}` would read it as 0, ""
+ * or false: a timeout of 0, a random port, an empty argument. Map members holding null are set to
+ * undefined, which ajv checks as absent (so `url:` does not make a server remote) while its unknown-key
+ * and name checks still see the key.
+ */
+function unsetNoValues(value: unknown, path: PathSegment[]): PathSegment[][] {
+  if (value === null) return [path];
+  if (Array.isArray(value)) return value.flatMap((item, i) => unsetNoValues(item, [...path, i]));
+  if (typeof value !== 'object') return [];
+  const members = value as Record<string, unknown>;
+  return Object.keys(members).flatMap((key) => {
+    if (members[key] !== null) return unsetNoValues(members[key], [...path, key]);
+    members[key] = undefined;
+    return [[...path, key]];
+  });
+}
+
+function describeErrors(errors: ErrorObject[]): Problem[] {
   // Errors inside a oneOf's branches restate the oneOf; the rewritten oneOf message says it better.
   const oneOfPaths = errors.filter((e) => e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
   const problems: Problem[] = [];

@@ -114,6 +114,16 @@ test('interpolation reads the environment of the validate process', async () => 
   assert.is((await runCli(['validate', file], { env: { KEY: 'k' } })).code, 0);
 });
 
+test('a key with no value is invalid for validate and serve alike, not read as 0', async () => {
+  const file = write('no-value.yaml', 'defaults: { timeout: }\nservers:\n  a: { command: node }\n');
+  const r = await runCli(['validate', file]);
+  assert.is(r.code, 1, r.stdout);
+  assert.match(r.stdout, `${file}:1:13 defaults.timeout: has no value: give it one, or remove it`);
+  const serve = await runCli(['serve', '-c', file, '--port', '0']);
+  assert.is(serve.code, 1, serve.stdout + serve.stderr);
+  assert.match(serve.stderr, 'defaults.timeout: has no value');
+});
+
 test('schema prints the shipped JSON Schema exactly', async () => {
   const r = await runCli(['schema']);
   assert.is(r.code, 0);

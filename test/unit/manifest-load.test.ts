@@ -188,6 +188,64 @@ test('interpolated values are typed by the schema: a port from the environment i
   assert.equal((manifest.servers[0] as StdioServerSpec).env, { DEBUG: '1' });
 });
 
+test('a key with no value is an error at its key, never 0, "" or false', () => {
+  // ajv's coerceTypes read each of these as 0, "" or false, and the manifest was valid: no timeouts at
+  // all, a random port, an empty argument or variable.
+  const result = load(`
+listen: { port: }
+defaults: { timeout: , idleTimeout: , drainTimeout: }
+limits: { headersTimeout: , requestTimeout: ~ }
+servers:
+  a:
+    command: node
+    args: [x, null]
+    env: { X: }
+    disabled:
+  r: { url: 'https://host/mcp', scope: }
+  b:
+`);
+  assert.is(result.manifest, undefined);
+  assert.equal(
+    result.diagnostics.map((d) => `${d.line}:${d.column} ${d.severity} ${d.path}: ${d.message}`),
+    [
+      '2:11 error listen.port: has no value: give it one, or remove it',
+      '3:13 error defaults.timeout: has no value: give it one, or remove it',
+      '3:24 error defaults.idleTimeout: has no value: give it one, or remove it',
+      '3:39 error defaults.drainTimeout: has no value: give it one, or remove it',
+      '4:11 error limits.headersTimeout: has no value: give it one, or remove it',
+      '4:29 error limits.requestTimeout: has no value: give it one, or remove it',
+      "8:15 error servers.a.args[1]: has no value (write '' for empty text): give it one, or remove it",
+      "9:12 error servers.a.env.X: has no value (write '' for empty text): give it one, or remove it",
+      '10:5 error servers.a.disabled: has no value: give it one, or remove it',
+      '11:33 error servers.r.scope: has no value: give it one, or remove it',
+      '12:3 error servers.b: has no value: give it one, or remove it',
+    ],
+  );
+});
+
+test('a key with no value counts as absent to the schema, and a wrong key is still named as wrong', () => {
+  const lines = (text: string) => load(text).diagnostics.map((d) => `${d.path}: ${d.message}`);
+  // `url:` with nothing does not make a stdio server both kinds, nor `args:` a remote server's.
+  assert.equal(lines("servers:\n  a: { command: node, url: }\n  r: { url: 'https://host/mcp', args: }\n"), [
+    'servers.a.url: has no value: give it one, or remove it',
+    'servers.r.args: has no value: give it one, or remove it',
+  ]);
+  assert.equal(lines('servers:\n  a: { command: node, comand: }\n  Bad:\n'), [
+    'servers.Bad: "Bad" is not a valid name: use a lowercase DNS label (a-z, 0-9 and "-", 1 to 63 characters, starting and ending with a letter or digit)',
+    'servers.a.comand: unknown key "comand"; did you mean "command"?',
+  ]);
+});
+
+test("text from the environment is still typed by the schema; an empty variable's text is not no value", () => {
+  const manifest = valid(
+    'listen: { port: "${PORT}" }\nservers:\n  a: { command: a, disabled: "${OFF}", env: { E: "${E}" } }\n',
+    { PORT: '9002', OFF: 'false', E: '' },
+  );
+  assert.is(manifest.listen.port, 9002);
+  assert.is(manifest.servers[0]!.disabled, false);
+  assert.equal((manifest.servers[0] as StdioServerSpec).env, { E: '' });
+});
+
 test('secret values never appear in messages, even when the value is what is wrong', () => {
   const result = load('servers:\n  r:\n    url: "${SECRET_URL}"\n', { SECRET_URL: 'hunter2-not-a-url' });
   assert.ok(result.diagnostics.length > 0);
