@@ -1,8 +1,10 @@
 import { dirname, resolve } from 'node:path';
 import {
   byPosition,
+  escapeControl,
   formatDiagnostic,
   formatGithubAnnotation,
+  githubCommand,
   hasErrors,
   type Diagnostic,
 } from '../manifest/diagnostics.js';
@@ -59,8 +61,8 @@ function printReport(report: FileReport, format: 'text' | 'github', out: (line: 
   if (report.unreadable) {
     out(
       format === 'github'
-        ? `::error file=${report.file}::${report.unreadable}`
-        : `error: ${report.unreadable}`,
+        ? githubCommand('error', { file: report.file }, report.unreadable)
+        : escapeControl(`error: ${report.unreadable}`),
     );
     return;
   }
@@ -70,9 +72,11 @@ function printReport(report: FileReport, format: 'text' | 'github', out: (line: 
   const warnings = report.diagnostics.length - errors;
   const noted = warnings ? `, ${plural(warnings, 'warning')}` : '';
   out(
-    report.valid
-      ? `${report.file}: valid, ${plural(report.servers.length, 'server')}${noted}`
-      : `${report.file}: invalid, ${plural(errors, 'error')}${noted}`,
+    escapeControl(
+      report.valid
+        ? `${report.file}: valid, ${plural(report.servers.length, 'server')}${noted}`
+        : `${report.file}: invalid, ${plural(errors, 'error')}${noted}`,
+    ),
   );
 }
 

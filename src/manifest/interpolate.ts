@@ -1,4 +1,4 @@
-import type { PathSegment } from './diagnostics.js';
+import { quoted, type PathSegment } from './diagnostics.js';
 import { error, type Problem } from './problem.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -51,7 +51,10 @@ function interpolateString(text: string, env: Environment, path: PathSegment[], 
     const name = separator === -1 ? expression : expression.slice(0, separator);
     if (!NAME.test(name)) {
       problems.push(
-        error(path, `"\${${name}}" is not a variable reference: names are letters, digits and "_"`),
+        error(
+          path,
+          `${quoted(`\${${name}}`)} is not a variable reference: names are letters, digits and "_"`,
+        ),
       );
       return text;
     }

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import type { PathSegment } from './diagnostics.js';
+import { quoted, type PathSegment } from './diagnostics.js';
 import { parseDuration } from './duration.js';
 import { error, warning, type Problem } from './problem.js';
 import { splitShellWords } from './shell-words.js';
@@ -118,7 +118,7 @@ export function normalize(
       problems.push(
         error(
           path,
-          `the name "${name}" is already used at ${describeDeclaration(first)}; names must be unique`,
+          `the name ${quoted(name)} is already used at ${describeDeclaration(first)}; names must be unique`,
         ),
       );
       return false;
@@ -366,7 +366,7 @@ function checkAuthNames(
   const digests = new Set<string>();
   auth.apiKeys.forEach((key, i) => {
     if (names.has(key.name))
-      problems.push(error(['auth', 'apiKeys', i, 'name'], `the key name "${key.name}" is used twice`));
+      problems.push(error(['auth', 'apiKeys', i, 'name'], `the key name ${quoted(key.name)} is used twice`));
     if (digests.has(key.sha256))
       problems.push(error(['auth', 'apiKeys', i], 'the same key is declared twice'));
     names.add(key.name);
@@ -375,7 +375,10 @@ function checkAuthNames(
     input.apiKeys![i]!.servers.forEach((server, j) => {
       if (!declared.has(server)) {
         problems.push(
-          warning(['auth', 'apiKeys', i, 'servers', j], `names no server of this manifest: "${server}"`),
+          warning(
+            ['auth', 'apiKeys', i, 'servers', j],
+            `names no server of this manifest: ${quoted(server)}`,
+          ),
         );
       }
     });

@@ -1,6 +1,6 @@
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { pathStartsWith, type PathSegment } from './diagnostics.js';
+import { pathStartsWith, quoted, type PathSegment } from './diagnostics.js';
 import { error, type Problem } from './problem.js';
 import { manifestSchema } from './schema.js';
 import { suggest } from './suggest.js';
@@ -116,7 +116,7 @@ function describe(e: ErrorObject): Problem | undefined {
         : known.length
           ? `; known keys: ${known.join(', ')}`
           : '';
-      return error([...path, key], `unknown key "${key}"${hint}`, true);
+      return error([...path, key], `unknown key ${quoted(key)}${hint}`, true);
     }
     case 'required':
       return error(path, `missing required key "${String(e.params.missingProperty)}"`);
@@ -166,7 +166,7 @@ function describePatternOrFormat(e: ErrorObject, path: PathSegment[]): Problem {
   if (e.propertyName !== undefined) {
     return error(
       [...path, e.propertyName],
-      `"${e.propertyName}" is not a valid name: use a lowercase DNS label (a-z, 0-9 and "-", ` +
+      `${quoted(e.propertyName)} is not a valid name: use a lowercase DNS label (a-z, 0-9 and "-", ` +
         '1 to 63 characters, starting and ending with a letter or digit)',
       true,
     );

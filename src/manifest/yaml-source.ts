@@ -1,5 +1,5 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import type { Diagnostic, PathSegment } from './diagnostics.js';
+import { quoted, type Diagnostic, type PathSegment } from './diagnostics.js';
 
 export interface Position {
   line: number;
@@ -36,7 +36,7 @@ export function parseYaml(text: string, file: string): { source?: YamlSource; di
   for (const e of doc.errors) {
     const message =
       e.code === 'DUPLICATE_KEY'
-        ? `duplicate key "${keyTextAt(text, e.pos[0])}": a key may appear only once in a map`
+        ? `duplicate key ${quoted(keyTextAt(text, e.pos[0]))}: a key may appear only once in a map`
         : yamlMessage(e.message);
     diagnostics.push({ severity: 'error', file, ...at(e.pos[0]), path: '', message });
   }

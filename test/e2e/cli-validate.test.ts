@@ -124,6 +124,23 @@ test('a key with no value is invalid for validate and serve alike, not read as 0
   assert.match(serve.stderr, 'defaults.timeout: has no value');
 });
 
+test("nothing in a manifest or a file's name can start a line of its own in the output", async () => {
+  // In GitHub Actions a line `::error file=…::` is a workflow command: a pull request could forge one.
+  const forged = '\n::error file=README.md,line=1::forged';
+  const file = write('forge.yaml', `servers:\n  "x${forged.replace('\n', '\\n')}": { command: node }\n`);
+  const missing = join(dir, `missing${forged}.yaml`);
+  for (const format of ['text', 'github']) {
+    const r = await runCli(['validate', '--format', format, file, missing]);
+    assert.is(r.code, 2, r.stdout);
+    const lines = r.stdout.split('\n').filter(Boolean);
+    assert.is(lines.length, 3, r.stdout);
+    assert.not.ok(
+      lines.some((l) => l.startsWith('::error file=README.md')),
+      r.stdout,
+    );
+  }
+});
+
 test('schema prints the shipped JSON Schema exactly', async () => {
   const r = await runCli(['schema']);
   assert.is(r.code, 0);
