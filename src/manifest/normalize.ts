@@ -161,7 +161,9 @@ export function normalize(
   const auth = options.isInvalid(['auth']) || !input.auth ? undefined : authFromInput(input.auth);
   if (auth) problems.push(...checkAuthNames(input.auth!, auth, declaredAt));
   if (auth && input.auth!.jwt) problems.push(...checkJwtUrls(input.auth!.jwt));
-  if (!auth?.jwt) problems.push(...rolesWithoutJwt(servers, declaredAt));
+  // An `auth` that is wrong is reported as such: whether it meant a `jwt` is not known, so not guessed.
+  const authUnknown = input.auth !== undefined && options.isInvalid(['auth']);
+  if (!auth?.jwt && !authUnknown) problems.push(...rolesWithoutJwt(servers, declaredAt));
   const limits = options.isInvalid(['limits']) ? DEFAULT_LIMITS : limitsFromInput(input.limits ?? {});
   const allowedOrigins = options.isInvalid(['allowedOrigins']) ? [] : (input.allowedOrigins ?? []);
   const allowedHosts = options.isInvalid(['allowedHosts'])

@@ -135,6 +135,19 @@ test('with the workload identity, a configured Authorization is a warning (never
   ]);
 });
 
+test('requiredRoles without auth.jwt is a warning, but not when auth is given and invalid', () => {
+  const warnings = (auth: string) =>
+    load(`${auth}servers:\n  a: { command: a, requiredRoles: [r] }\n`)
+      .diagnostics.filter((d) => d.severity === 'warning')
+      .map((d) => `${d.path}: ${d.message}`);
+  assert.equal(warnings(''), [
+    'servers.a: requiredRoles/requiredScopes are only checked for JWT callers, and `auth.jwt` is not configured',
+  ]);
+  // The jwt is there, and wrong: that error is what to fix, and saying it is missing would mislead.
+  assert.equal(warnings('auth:\n  jwt: { issuer: 5 }\n'), []);
+  assert.equal(warnings("auth:\n  jwt: { issuer: 'https://login.example/', audience: x }\n"), []);
+});
+
 test('limits.maxBodyBytes stops at 256 MiB: a larger body could not be decoded to text', () => {
   // With 1 GiB allowed, a 540 MiB POST to a stdio server threw ERR_STRING_TOO_LONG and the process died.
   valid('limits: { maxBodyBytes: 268435456 }\nservers: {}\n');
