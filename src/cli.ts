@@ -46,7 +46,7 @@ A changed listen (host, port) applies only at the next start.`,
   validate: `Usage: mcp-proxy validate [FILE...] [--format text|json|github]
 
 Checks manifests (default: $MCP_PROXY_CONFIG, else ./${DEFAULT_MANIFEST}) exactly as serve would load
-them, starting nothing.
+them, starting nothing. A FILE of - is standard input.
 Exit status: 0 valid, 1 invalid, 2 unreadable file or bad usage.
 
 Options:

@@ -10,7 +10,7 @@ import {
 } from '../manifest/diagnostics.js';
 import type { Environment } from '../manifest/interpolate.js';
 import { loadManifest } from '../manifest/load.js';
-import { readManifestBytes } from '../manifest/read.js';
+import { readManifestBytes, readStreamBytes, STDIN_NAME } from '../manifest/read.js';
 
 export type OutputFormat = 'text' | 'json' | 'github';
 
@@ -27,7 +27,7 @@ interface FileReport {
   diagnostics: Diagnostic[];
 }
 
-/** `mcp-proxy validate [FILE...]`: checks manifests as `serve` would load them, starting nothing. */
+/** `mcp-proxy validate [FILE...]`: checks manifests as `serve` would load them, starting nothing; `-` is stdin. */
 export async function validateCommand(
   files: string[],
   format: OutputFormat,
@@ -35,13 +35,20 @@ export async function validateCommand(
   out: (line: string) => void,
 ): Promise<number> {
   const reports: FileReport[] = [];
-  for (const file of files) {
-    const read = await readManifestBytes(file);
+  for (const given of files) {
+    const stdin = given === '-';
+    const file = stdin ? STDIN_NAME : given;
+    const read = stdin ? await readStreamBytes() : await readManifestBytes(file);
     if ('unreadable' in read) {
       reports.push({ file, valid: false, unreadable: read.unreadable, servers: [], diagnostics: [] });
       continue;
     }
-    const result = loadManifest({ file, bytes: read.bytes, env, baseDir: dirname(resolve(file)) });
+    const result = loadManifest({
+      file,
+      bytes: read.bytes,
+      env,
+      baseDir: stdin ? process.cwd() : dirname(resolve(file)),
+    });
     reports.push({
       file,
       valid: !hasErrors(result.diagnostics),

@@ -1,10 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { fromRoot } from '../support/paths.js';
-import { runCli } from '../support/run-cli.js';
+import { execFile, execFileSync } from 'node:child_process';
+import { cliArgs, fromRoot } from '../support/paths.js';
+import { runCli, type CliResult } from '../support/run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-validate-'));
 const write = (name: string, text: string) => {
@@ -13,6 +15,24 @@ const write = (name: string, text: string) => {
 };
 const good = write('good.yaml', 'servers:\n  a:\n    command: node\n');
 const bad = write('bad.yaml', 'servers:\n  a:\n    command: node\n    agrs: [x]\n');
+
+/** runCli, with `input` written to the CLI's standard input, a pipe. */
+function runCliWithInput(args: string[], input: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [...cliArgs(), ...args],
+      { env: { PATH: process.env.PATH ?? '' }, timeout: 20_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    // The CLI stops reading past the size limit, and may exit before all of `input` is written.
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(input);
+  });
+}
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -42,6 +62,26 @@ test('an unreadable file exits 2', async () => {
   const d = await runCli(['validate', dir]);
   assert.is(d.code, 2);
   assert.match(d.stdout, 'is a directory');
+});
+
+test('- reads the manifest from standard input, and a pipe reads as well as a file', async () => {
+  const dash = await runCliWithInput(['validate', '-'], 'servers:\n  a:\n    command: node\n    agrs: [x]\n');
+  assert.is(dash.code, 1, dash.stdout + dash.stderr);
+  assert.match(dash.stdout, '<stdin>:4:5 servers.a.agrs: unknown key "agrs"');
+  assert.match(dash.stdout, '<stdin>: invalid, 1 error');
+  // A pipe opened by name, as `validate <(…)` gives it: read from where it is, not at an offset.
+  const fifo = join(dir, 'pipe.yaml');
+  execFileSync('mkfifo', [fifo]);
+  const named = runCli(['validate', fifo]);
+  // Opening a pipe to write waits for its reader; a reader that gave up closes it under the writer.
+  await writeFile(fifo, 'servers:\n  a: { command: node }\n').catch(() => {});
+  const piped = await named;
+  assert.is(piped.code, 0, piped.stdout + piped.stderr);
+  assert.match(piped.stdout, `${fifo}: valid, 1 server`);
+  // Still bounded: an endless stream is not read to its end.
+  const large = await runCliWithInput(['validate', '-'], `# ${'x'.repeat(2 * 1024 * 1024)}\n`);
+  assert.is(large.code, 1, large.stdout + large.stderr);
+  assert.match(large.stdout, '<stdin>:1:1 the file is larger than 1 MiB');
 });
 
 test('bad usage exits 2 with the command help on stderr', async () => {
