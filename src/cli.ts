@@ -160,9 +160,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The manifest when none is named: the same one for `serve` and `validate`, so a check is of what serve loads. */
+/**
+ * The manifest when none is named: the same one for `serve` and `validate`, so a check is of what serve
+ * loads. Set empty, MCP_PROXY_CONFIG counts as unset, as HOST and PORT do.
+ */
 function defaultManifest(): string {
-  return process.env.MCP_PROXY_CONFIG ?? DEFAULT_MANIFEST;
+  return process.env.MCP_PROXY_CONFIG || DEFAULT_MANIFEST;
 }
 
 function isCommand(word: string): word is Command {

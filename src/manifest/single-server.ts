@@ -8,8 +8,11 @@ const CONTROL_VARIABLES = ['MCP_COMMAND', 'MCP_ARGS', 'MCP_PROXY_URL'];
 /** The name of the one server in single-server mode, served at /mcp and /servers/default/mcp. */
 export const SINGLE_SERVER_NAME = 'default';
 
+/** A variable set empty (`MCP_COMMAND=` in a container's environment) counts as unset, as HOST and PORT do. */
+const isSet = (value: string | undefined): value is string => value !== undefined && value !== '';
+
 export function wantsSingleServer(env: Environment): boolean {
-  return env.MCP_COMMAND !== undefined || env.MCP_PROXY_URL !== undefined;
+  return isSet(env.MCP_COMMAND) || isSet(env.MCP_PROXY_URL);
 }
 
 /**
@@ -23,7 +26,7 @@ export function singleServerManifest(
   cwd: string,
 ): { manifest?: Manifest; errors: string[] } {
   const control = Object.fromEntries(
-    CONTROL_VARIABLES.filter((k) => env[k] !== undefined).map((k) => [k, env[k] as string]),
+    CONTROL_VARIABLES.filter((k) => isSet(env[k])).map((k) => [k, env[k] as string]),
   );
   const { manifest, problems } = checkManifestValue(
     { adapters: [{ name: SINGLE_SERVER_NAME, environmentVariables: control }] },

@@ -1,5 +1,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { fixtureCommand, startProxy } from '../support/proxy.js';
@@ -79,6 +82,38 @@ test('bad single-server variables are refused with a message naming the variable
   const url = await runCli(['serve', '--port', '0'], { env: { MCP_PROXY_URL: 'ftp://example.com/mcp' } });
   assert.is(url.code, 1);
   assert.match(url.stderr, 'MCP_PROXY_URL: must be an absolute http:// or https:// URL');
+});
+
+test('MCP_COMMAND, MCP_PROXY_URL or MCP_PROXY_CONFIG set empty count as unset: the manifest is served', async () => {
+  // A container's `-e MCP_COMMAND=` or a Helm value left blank: as with HOST and PORT, empty means unset.
+  // The manifest is invalid, so serve stops at it, naming it, instead of starting anything.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-empty-env-'));
+  try {
+    writeFileSync(join(dir, 'mcp-proxy.yaml'), 'servers:\n  a: { command: node, agrs: [x] }\n');
+    for (const name of ['MCP_COMMAND', 'MCP_PROXY_URL', 'MCP_PROXY_CONFIG']) {
+      const env = { [name]: '' };
+      const r = await runCli(['serve', '--port', '0'], { cwd: dir, env });
+      assert.is(r.code, 1, JSON.stringify(env) + r.stderr);
+      assert.match(r.stderr, 'mcp-proxy.yaml:2:23 servers.a.agrs: unknown key', JSON.stringify(env));
+    }
+    const validate = await runCli(['validate'], { cwd: dir, env: { MCP_PROXY_CONFIG: '' } });
+    assert.is(validate.code, 1, validate.stdout + validate.stderr);
+    assert.match(validate.stdout, 'mcp-proxy.yaml: invalid, 1 error');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an empty MCP_PROXY_URL beside MCP_COMMAND is unset too', async () => {
+  const r = await runCli(['serve', '--port', '0'], {
+    env: { MCP_COMMAND: 'npx', MCP_PROXY_URL: '', MCP_ARGS: "-y 'unterminated" },
+  });
+  // Not "has both MCP_COMMAND and MCP_PROXY_URL": the one error is the real one.
+  assert.is(r.code, 1);
+  assert.is(
+    r.stderr.trim(),
+    'mcp-proxy: MCP_ARGS: cannot be split into arguments: unbalanced single quote at character 4',
+  );
 });
 
 test.run();
