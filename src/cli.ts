@@ -38,7 +38,8 @@ Options:
       --no-watch         do not reload when the manifest file changes (SIGHUP still reloads)
 
 Environment:
-  LOG_LEVEL              debug, info (default), warn or error: which JSON log lines go to stderr
+  LOG_LEVEL              debug, info (default), warn or error, in any case: which JSON log lines go
+                         to stderr
 
 Edits to the manifest apply live: added servers start, removed ones drain, changed ones restart
 beside the old version, untouched ones are not disturbed; a file that does not load changes nothing.

@@ -20,6 +20,13 @@ export interface Logger {
 
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+/** LOG_LEVEL as read: the level, and what was wrong with the text if it named none. */
+export interface LevelSetting {
+  level: Level;
+  /** The text given, when it named no level (the logger says so in its first line). */
+  unknown?: string;
+}
+
 let clockMs = -1;
 let clockText = '';
 
@@ -46,11 +53,15 @@ function flushScheduled(): void {
 // stderr is written synchronously to pipes, files and terminals: nothing buffered is lost to those.
 process.on('exit', flushScheduled);
 
-/** `write` receives one or more whole lines at a time. */
+/**
+ * `setting` is the least level written, or LOG_LEVEL as parseLevel read it: one that named no level is warned of in
+ * the logger's first line. `write` receives one or more whole lines at a time.
+ */
 export function createLogger(
-  minimum: Level = 'info',
+  setting: Level | LevelSetting = 'info',
   write: (lines: string) => void = (lines) => process.stderr.write(lines),
 ): Logger {
+  const { level: minimum, unknown } = typeof setting === 'string' ? { level: setting } : setting;
   let buffered = '';
   const flush = () => {
     if (buffered === '') return;
@@ -66,11 +77,27 @@ export function createLogger(
     if (scheduled.size === 0) setImmediate(flushScheduled);
     scheduled.add(flush);
   };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), enabled };
+  const logger = {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    enabled,
+  };
+  if (unknown !== undefined) {
+    logger.warn('log-level-unknown', { LOG_LEVEL: unknown, accepted: ACCEPTED_LEVELS, using: minimum });
+  }
+  return logger;
 }
 
-export function parseLevel(value: string | undefined): Level {
-  return value === 'debug' || value === 'warn' || value === 'error' ? value : 'info';
+const ACCEPTED_LEVELS = 'debug, info, warn (or warning), error; in any case';
+
+/** LOG_LEVEL, in any case, `warning` for `warn`; unset or empty means info, and so does anything else, with a warning. */
+export function parseLevel(value: string | undefined): LevelSetting {
+  const text = value?.trim().toLowerCase() ?? '';
+  if (text === '') return { level: 'info' };
+  const level = text === 'warning' ? 'warn' : text;
+  return Object.hasOwn(RANK, level) ? { level: level as Level } : { level: 'info', unknown: value };
 }
 
 /** For tests and tools that want no output. */

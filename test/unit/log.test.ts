@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { createLogger, type Level } from '../../src/log.js';
+import { createLogger, parseLevel, type Level } from '../../src/log.js';
 import { fromRoot } from '../support/paths.js';
 import { within } from '../support/proxy.js';
 
@@ -72,6 +72,46 @@ test('levels below the minimum are neither written nor reported enabled', async 
   log.warn('w');
   await nextTurn();
   assert.equal(events(), ['w']);
+});
+
+test('LOG_LEVEL is read in any case, with warning for warn; unset or empty is info', () => {
+  const levels = ['debug', 'INFO', 'Warn', 'WARNING', 'warning', 'ERROR', ' error ', '', undefined].map(
+    (text) => parseLevel(text),
+  );
+  assert.equal(
+    levels.map((s) => s.level),
+    ['debug', 'info', 'warn', 'warn', 'warn', 'error', 'error', 'info', 'info'],
+  );
+  assert.ok(levels.every((s) => s.unknown === undefined));
+});
+
+test('a LOG_LEVEL that names no level means info, and the logger says so once, naming the accepted ones', async () => {
+  for (const text of ['verbose', 'toString']) {
+    const setting = parseLevel(text);
+    assert.equal(setting, { level: 'info', unknown: text });
+    const writes: string[] = [];
+    const log = createLogger(setting, (lines) => writes.push(lines));
+    log.info('next');
+    await nextTurn();
+    const lines = writes
+      .join('')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.equal(
+      lines.map(({ time: _, ...rest }) => rest),
+      [
+        {
+          level: 'warn',
+          event: 'log-level-unknown',
+          LOG_LEVEL: text,
+          accepted: 'debug, info, warn (or warning), error; in any case',
+          using: 'info',
+        },
+        { level: 'info', event: 'next' },
+      ],
+    );
+  }
 });
 
 /** Runs a module that logs `count` info lines, then ends as `ending` says; resolves with its stderr. */
