@@ -178,10 +178,12 @@ function usageError(message: string, topic: string): number {
   return EXIT_USAGE;
 }
 
-// A reader that stops early (`mcp-proxy validate | head`) is not an error worth a stack trace.
+// A reader that stops early (`mcp-proxy validate | head`) is not an error worth a stack trace. Output that
+// cannot be written (a full disk) is one line, and the status of "could not check": not 1, "invalid".
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw error;
+  process.stderr.write(`mcp-proxy: cannot write output: ${error.message}\n`);
+  process.exit(EXIT_USAGE);
 });
 
 main(process.argv.slice(2)).then(

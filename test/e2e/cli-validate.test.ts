@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { cliArgs, fromRoot } from '../support/paths.js';
 import { runCli, type CliResult } from '../support/run-cli.js';
 
@@ -178,6 +179,24 @@ test("nothing in a manifest or a file's name can start a line of its own in the 
       lines.some((l) => l.startsWith('::error file=README.md')),
       r.stdout,
     );
+  }
+});
+
+test('output that cannot be written is one line on stderr and exit 2, not a stack trace and "invalid"', async () => {
+  const full = openSync('/dev/full', 'w');
+  try {
+    const child = spawn(process.execPath, [...cliArgs(), 'validate', good], {
+      stdio: ['ignore', full, 'pipe'],
+      env: { PATH: process.env.PATH ?? '' },
+      timeout: 20_000,
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.is(code, 2, stderr);
+    assert.is(stderr, 'mcp-proxy: cannot write output: ENOSPC: no space left on device, write\n');
+  } finally {
+    closeSync(full);
   }
 });
 
