@@ -37,7 +37,9 @@ export function parseYaml(text: string, file: string): { source?: YamlSource; di
     const message =
       e.code === 'DUPLICATE_KEY'
         ? `duplicate key ${quoted(keyTextAt(text, e.pos[0]))}: a key may appear only once in a map`
-        : yamlMessage(e.message);
+        : e.code === 'MULTIPLE_DOCS'
+          ? 'the file holds more than one YAML document (a `---` line); the manifest is one document'
+          : yamlMessage(e.message);
     diagnostics.push({ severity: 'error', file, ...at(e.pos[0]), path: '', message });
   }
   for (const w of doc.warnings) {
