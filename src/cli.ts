@@ -7,6 +7,7 @@ import { serveCommand } from './commands/serve.js';
 import { EXIT_USAGE, validateCommand, type OutputFormat } from './commands/validate.js';
 import { manifestReference } from './manifest/reference.js';
 import { manifestSchema, schemaText } from './manifest/schema.js';
+import { suggest } from './manifest/suggest.js';
 import { VERSION } from './version.js';
 
 const DEFAULT_MANIFEST = 'mcp-proxy.yaml';
@@ -79,14 +80,22 @@ const COMMON_OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } satisfies ParseArgsConfig['options'];
 
-type Command = 'serve' | 'validate' | 'schema' | 'import';
+const COMMANDS = ['serve', 'validate', 'schema', 'import'] as const;
+type Command = (typeof COMMANDS)[number];
 
-async function main(argv: string[]): Promise<number> {
+/** Commands people try for what are flags here. */
+const FLAG_WORDS = new Map([
+  ['help', '--help'],
+  ['version', '--version'],
+]);
+
+async function main(given: string[]): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
+  const argv = commandFirst(given);
   const first = argv[0];
   const command: Command | undefined =
     first === undefined || first.startsWith('-') ? 'serve' : isCommand(first) ? first : undefined;
-  if (!command) return usageError(`unknown command "${first}"`, 'main');
+  if (!command) return usageError(`unknown command "${first}"${commandHint(first!)}`, 'main');
   const rest = first !== undefined && !first.startsWith('-') ? argv.slice(1) : argv;
 
   const options = {
@@ -107,7 +116,8 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: rest,
       options,
-      allowPositionals: command === 'validate' || command === 'import',
+      // serve takes none, but says what a FILE after it was probably meant as.
+      allowPositionals: command !== 'schema',
       strict: true,
     });
   } catch (error) {
@@ -150,6 +160,10 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'serve':
+      if (parsed.positionals.length) {
+        const [file] = parsed.positionals;
+        return usageError(`unexpected argument "${file}"; did you mean -c ${file}?`, 'serve');
+      }
       return serveCommand({
         config: values.config as string | undefined,
         host: values.host as string | undefined,
@@ -170,7 +184,29 @@ function defaultManifest(): string {
 }
 
 function isCommand(word: string): word is Command {
-  return word === 'serve' || word === 'validate' || word === 'schema' || word === 'import';
+  return (COMMANDS as readonly string[]).includes(word);
+}
+
+/**
+ * `mcp-proxy -h serve` asks for serve's help as `mcp-proxy serve -h` does: -h and -v written before a
+ * command move after it.
+ */
+function commandFirst(argv: string[]): string[] {
+  const at = argv.findIndex((word) => !word.startsWith('-'));
+  const before = argv.slice(0, at);
+  if (at <= 0 || !isCommand(argv[at]!) || !before.every((word) => FLAGS_BEFORE_COMMAND.has(word)))
+    return argv;
+  return [argv[at]!, ...before, ...argv.slice(at + 1)];
+}
+
+const FLAGS_BEFORE_COMMAND = new Set(['-h', '--help', '-v', '--version']);
+
+/** `; did you mean --help?` for `mcp-proxy help`, `; did you mean "validate"?` for a typo, else nothing. */
+function commandHint(word: string): string {
+  const flag = FLAG_WORDS.get(word.toLowerCase());
+  if (flag) return `; did you mean ${flag}?`;
+  const command = suggest(word, COMMANDS);
+  return command ? `; did you mean "${command}"?` : '';
 }
 
 function usageError(message: string, topic: string): number {

@@ -188,7 +188,9 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
 
   const enabled = manifest.servers.filter((s) => !s.disabled).length;
   log.info('listening', { host, port: bound, servers: enabled, watching: watcher !== undefined });
-  process.stdout.write(`mcp-proxy listening on http://${host}:${bound} (${enabled} servers)\n`);
+  process.stdout.write(
+    `mcp-proxy listening on http://${host.includes(':') ? `[${host}]` : host}:${bound} (${enabled} servers)\n`,
+  );
   return stopped;
 }
 
