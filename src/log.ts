@@ -54,8 +54,8 @@ function flushScheduled(): void {
 process.on('exit', flushScheduled);
 
 /**
- * `setting` is the least level written, or LOG_LEVEL as parseLevel read it: one that named no level is warned of in
- * the logger's first line. `write` receives one or more whole lines at a time.
+ * `setting` is the least level written, or LOG_LEVEL as parseLevel read it: one that named no level is
+ * warned of in the logger's first line. `write` receives one or more whole lines at a time.
  */
 export function createLogger(
   setting: Level | LevelSetting = 'info',
@@ -92,7 +92,10 @@ export function createLogger(
 
 const ACCEPTED_LEVELS = 'debug, info, warn (or warning), error; in any case';
 
-/** LOG_LEVEL, in any case, `warning` for `warn`; unset or empty means info, and so does anything else, with a warning. */
+/**
+ * LOG_LEVEL, in any case, with `warning` for `warn`. Unset or empty means info, and so does anything else,
+ * which the logger then warns of.
+ */
 export function parseLevel(value: string | undefined): LevelSetting {
   const text = value?.trim().toLowerCase() ?? '';
   if (text === '') return { level: 'info' };

@@ -27,7 +27,10 @@ interface FileReport {
   diagnostics: Diagnostic[];
 }
 
-/** `mcp-proxy validate [FILE...]`: checks manifests as `serve` would load them, starting nothing; `-` is stdin. */
+/**
+ * `mcp-proxy validate [FILE...]`: checks manifests as `serve` would load them, starting nothing. `-` is
+ * standard input.
+ */
 export async function validateCommand(
   files: string[],
   format: OutputFormat,

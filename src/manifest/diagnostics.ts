@@ -44,7 +44,7 @@ export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-/** `text` with every unprintable character written as an escape (`\n`, `\u001b`): one line, shown as it is. */
+/** `text` with every unprintable character written as an escape (`\n`, `\u001b`): one line, as it is. */
 export function escapeControl(text: string): string {
   return text.replace(
     UNPRINTABLE,
@@ -73,7 +73,7 @@ export function formatGithubAnnotation(d: Diagnostic): string {
   );
 }
 
-/** `::error file=…::message`, its properties and message escaped as the runner expects, and control characters too. */
+/** `::error file=…::message`, escaped as the runner reads it, and control characters too. */
 export function githubCommand(
   severity: Diagnostic['severity'],
   properties: Record<string, string | number>,

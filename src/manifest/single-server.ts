@@ -8,7 +8,7 @@ const CONTROL_VARIABLES = ['MCP_COMMAND', 'MCP_ARGS', 'MCP_PROXY_URL'];
 /** The name of the one server in single-server mode, served at /mcp and /servers/default/mcp. */
 export const SINGLE_SERVER_NAME = 'default';
 
-/** A variable set empty (`MCP_COMMAND=` in a container's environment) counts as unset, as HOST and PORT do. */
+/** A variable set empty (`MCP_COMMAND=` in a container's environment) is unset, as HOST and PORT are. */
 const isSet = (value: string | undefined): value is string => value !== undefined && value !== '';
 
 export function wantsSingleServer(env: Environment): boolean {
