@@ -197,14 +197,16 @@ function serverFromInput(name: string, s: ServerInput, defaults: PolicyInput, ba
   if (s.url !== undefined) {
     return { ...common, kind: 'remote', url: s.url, headers: stringMap(s.headers), scope: s.scope };
   }
+  const isolation = s.isolation ?? defaults.isolation ?? BUILT_IN_DEFAULTS.isolation;
   return {
     ...common,
     kind: 'stdio',
+    ...(isolation === 'session' && { maxSessions: common.maxSessions ?? BUILT_IN_DEFAULTS.sessionProcesses }),
     command: s.command!,
     args: (s.args ?? []).map(String),
     env: stringMap(s.env),
     cwd: s.cwd === undefined ? baseDir : isAbsolute(s.cwd) ? s.cwd : resolve(baseDir, s.cwd),
-    isolation: s.isolation ?? defaults.isolation ?? BUILT_IN_DEFAULTS.isolation,
+    isolation,
     prewarm: s.prewarm ?? 0,
     startup: s.startup ?? defaults.startup ?? BUILT_IN_DEFAULTS.startup,
     restart: s.restart ?? defaults.restart ?? BUILT_IN_DEFAULTS.restart,

@@ -96,6 +96,11 @@ export const BUILT_IN_DEFAULTS = {
   idleTimeoutMs: 15 * 60_000,
   timeoutMs: 10 * 60_000,
   drainTimeoutMs: 30_000,
+  /**
+   * `maxSessions` of an `isolation: session` server that names none: each session is a process of its own,
+   * and without a bound any caller allowed on the server could start them until the pod runs out (0047).
+   */
+  sessionProcesses: 32,
 };
 
 export const DEFAULT_LIMITS: Limits = {

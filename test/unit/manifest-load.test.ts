@@ -27,6 +27,31 @@ test('the four gateway payloads load unchanged as adapters, in JSON form', () =>
   );
 });
 
+test('an isolation: session server takes 32 sessions unless it or defaults name a maxSessions (0047)', () => {
+  const manifest = valid(`
+servers:
+  each: { command: node, isolation: session }
+  named: { command: node, isolation: session, maxSessions: 100 }
+  shared: { command: node }
+  remote: { url: "https://mcp.example.com/mcp" }
+`);
+  assert.equal(
+    manifest.servers.map((s) => [s.name, s.maxSessions]),
+    [
+      ['each', 32],
+      ['named', 100],
+      ['shared', undefined],
+      ['remote', undefined],
+    ],
+  );
+  const fromDefaults = valid(`
+defaults: { isolation: session, maxSessions: 5 }
+servers:
+  each: { command: node }
+`);
+  assert.is(fromDefaults.servers[0]!.maxSessions, 5);
+});
+
 test('a gateway payload pasted into a YAML list loads too', () => {
   const indented = seed('ado-remote')
     .split('\n')
