@@ -107,7 +107,22 @@ export class ClientSession implements ChannelListener {
         stream.forgo();
       }
     }
-    this.channel.send(message);
+    try {
+      this.channel.send(message);
+    } catch (error) {
+      // Writing it out (JSON.stringify) recurses: a message nested deeper than the stack, which parsing it
+      // did not mind, cannot be passed on. It is the client's, and so is the answer.
+      if (!(error instanceof RangeError)) throw error;
+      if (isRequest(message)) {
+        this.deliver(
+          errorResponse(
+            message.id,
+            ErrorCode.InvalidRequest,
+            'Invalid Request: nested too deeply to pass on',
+          ),
+        );
+      }
+    }
   }
 
   /**

@@ -180,12 +180,21 @@ export class Multiplexer {
     if (timeout > 0) entry.timer = setTimeout(() => this.timedOut(upstreamId, timeout), timeout);
     this.pending.set(upstreamId, entry);
     session.inFlight.add(upstreamId);
-    // The client's own text goes on only when it names id once (withOwnId); a rewritten one never.
-    this.sendUpstream(
-      params === request.params
-        ? withOwnId(request, upstreamId)
-        : { ...request, id: upstreamId, ...(params && { params }) },
-    );
+    try {
+      // The client's own text goes on only when it names id once (withOwnId); a rewritten one never.
+      this.sendUpstream(
+        params === request.params
+          ? withOwnId(request, upstreamId)
+          : { ...request, id: upstreamId, ...(params && { params }) },
+      );
+    } catch (error) {
+      // Not sent (one nested too deeply to write, see ClientSession): nothing is in flight, and a session
+      // left looking busy would have other sessions' log lines attributed to it (decision 0044).
+      clearTimeout(entry.timer);
+      this.pending.delete(upstreamId);
+      session.inFlight.delete(upstreamId);
+      throw error;
+    }
   }
 
   private clientNotification(session: MuxSession, notification: JSONRPCNotification): void {

@@ -184,6 +184,30 @@ const log = (data: string): JSONRPCMessage => ({
 });
 const methods = (received: { message: Loose }[]) => received.map((r) => r.message.method ?? 'response');
 
+test('a request that could not be written leaves nothing in flight', () => {
+  const upstream: Loose[] = [];
+  const mux = new Multiplexer((m) => {
+    if ('method' in m && m.method === 'unwritable') throw new RangeError('Maximum call stack size exceeded');
+    upstream.push(m);
+  }, 'fixture');
+  mux.upstreamReady(INIT);
+  const sessions = [mux.openSession(), mux.openSession()].map((channel) => {
+    const received: Loose[] = [];
+    channel.listener = { deliver: (message) => received.push(message), upstreamClosed: () => {} };
+    return { channel, received };
+  });
+  const [a, b] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
+  assert.throws(() => a.channel.send(req(1, 'unwritable')), RangeError);
+  b.channel.send(req(2, 'tools/call', { name: 'y' }));
+  // Only b has a call in flight: its log line is its own.
+  mux.fromUpstream(log("b's"));
+  assert.equal(
+    b.received.map((m) => m.method),
+    ['notifications/message'],
+  );
+  assert.equal(a.received, []);
+});
+
 test('a log line reaches only the one session with a call in flight; with none or several, no one', () => {
   const { mux, upstream, open } = setup();
   const a = open();
