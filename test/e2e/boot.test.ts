@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { cliArgs } from '../support/paths.js';
-import { isAlive, stopProcess, waitFor, within } from '../support/proxy.js';
+import { isAlive, muteServer, stopProcess, waitFor, within } from '../support/proxy.js';
 import { runCli } from '../support/run-cli.js';
 import { suite } from '../support/uvu.js';
 
@@ -14,13 +14,7 @@ import { suite } from '../support/uvu.js';
 
 const test = suite('boot');
 
-/** A server that writes its pid to `pidFile` and never answers initialize, as `npx -y` downloading. */
-const muteServer = (pidFile: string) =>
-  `servers:\n  mute:\n    command: ${JSON.stringify(process.execPath)}\n    args: ${JSON.stringify([
-    '-e',
-    "require('fs').writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1e9)",
-    pidFile,
-  ])}\n`;
+const manifestWithMute = (pidFile: string) => `servers:\n${muteServer('mute', pidFile)}`;
 
 test('an address already taken fails at once, exit 2, before any server has started', async () => {
   const holder = createServer().listen(0, '127.0.0.1');
@@ -28,7 +22,7 @@ test('an address already taken fails at once, exit 2, before any server has star
   const { port } = holder.address() as AddressInfo;
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-boot-'));
   const pidFile = join(dir, 'mute.pid');
-  writeFileSync(join(dir, 'mcp-proxy.yaml'), muteServer(pidFile));
+  writeFileSync(join(dir, 'mcp-proxy.yaml'), manifestWithMute(pidFile));
   try {
     const run = await runCli(['serve', '-c', join(dir, 'mcp-proxy.yaml'), '--port', String(port)]);
     assert.is(run.code, 2, run.stdout + run.stderr);
@@ -44,7 +38,7 @@ test('an address already taken fails at once, exit 2, before any server has star
 test('while a server starts, every request gets 503 saying so, and SIGTERM still exits 0', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-boot-'));
   const pidFile = join(dir, 'mute.pid');
-  writeFileSync(join(dir, 'mcp-proxy.yaml'), muteServer(pidFile));
+  writeFileSync(join(dir, 'mcp-proxy.yaml'), manifestWithMute(pidFile));
   const proxy = spawn(process.execPath, [...cliArgs(), 'serve', '-c', 'mcp-proxy.yaml', '--port', '0'], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },

@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
 import { cliArgs } from '../support/paths.js';
-import { fixtureCommand, isAlive, startProxy, waitFor, within } from '../support/proxy.js';
+import {
+  fixtureCommand,
+  isAlive,
+  muteServer as mute,
+  startProxy,
+  waitFor,
+  within,
+} from '../support/proxy.js';
 import { runCli } from '../support/run-cli.js';
 
 // The proxy's own life: signals at boot, during a reload and during shutdown; where it listens.
@@ -16,10 +23,6 @@ import { runCli } from '../support/run-cli.js';
 const echo = fixtureCommand('echo');
 const server = (name: string) =>
   `  ${name}:\n    command: ${JSON.stringify(echo.command)}\n    args: ${JSON.stringify(echo.args)}\n`;
-/** Never answers initialize (as `npx -y` fetching a package for minutes), and writes its pid to a file. */
-const MUTE = "require('fs').writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1e9)";
-const mute = (name: string, pidFile: string) =>
-  `  ${name}:\n    command: ${JSON.stringify(process.execPath)}\n    args: ${JSON.stringify(['-e', MUTE, pidFile])}\n`;
 const manifestOf = (...servers: string[]) => `servers:\n${servers.join('')}`;
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null };

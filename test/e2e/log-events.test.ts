@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { fixtureCommand, startProxy, waitFor, within } from '../support/proxy.js';
+import { fixtureCommand, muteServer, startProxy, waitFor, within } from '../support/proxy.js';
 import { test } from '../support/uvu.js';
 
 // The fleet's log events name their server in the field every other event uses: `server`.
@@ -65,12 +65,7 @@ test('a reload that shutdown overtook is not reported as applied', async () => {
   const proxy = await startProxy(`servers:\n${echoServer('steady')}`);
   const exited = once(proxy.process, 'exit');
   const pidFile = join(proxy.dir, 'mute.pid');
-  // Never answers initialize: the reload waits for it until shutdown stops it.
-  const mute = `  mute:\n    command: ${JSON.stringify(process.execPath)}\n    args: ${JSON.stringify([
-    '-e',
-    "require('fs').writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1e9)",
-    pidFile,
-  ])}\n`;
+  const mute = muteServer('mute', pidFile);
   try {
     writeFileSync(proxy.manifestPath, `servers:\n${echoServer('steady')}${mute}`);
     await waitFor(() => existsSync(pidFile), 10_000, 'the reload to start the mute server');

@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { fixtureCommand, startProxy, waitFor } from '../support/proxy.js';
+import { fixtureCommand, muteServer, startProxy, waitFor } from '../support/proxy.js';
 import { test } from '../support/uvu.js';
 
 // /servers says that a reload is under way, and what it waits for, while a slow start holds its report.
@@ -17,12 +17,7 @@ interface Listing {
 test('a reload waiting for a server to start is listed as applying, with the server it waits for', async () => {
   const proxy = await startProxy(`servers:\n${steady}`);
   const pidFile = join(proxy.dir, 'mute.pid');
-  // Never answers initialize: the reload waits for it.
-  const mute = `  mute:\n    command: ${JSON.stringify(process.execPath)}\n    args: ${JSON.stringify([
-    '-e',
-    "require('fs').writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1e9)",
-    pidFile,
-  ])}\n`;
+  const mute = muteServer('mute', pidFile);
   const listing = async (): Promise<Listing> => {
     const r = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(10_000) });
     return (await r.json()) as Listing;

@@ -25,6 +25,13 @@ export const fixtureCommand = (name: string) => ({
   args: [fromRoot('dist', 'test', 'fixtures', 'servers', `${name}.js`)],
 });
 
+/** Never answers initialize, as `npx -y` fetching a package for minutes; writes its pid to the file it is given. */
+const MUTE = "require('fs').writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1e9)";
+
+/** A manifest entry (under `servers:`) for a server that never answers initialize, its pid in `pidFile`. */
+export const muteServer = (name: string, pidFile: string): string =>
+  `  ${name}:\n    command: ${JSON.stringify(process.execPath)}\n    args: ${JSON.stringify(['-e', MUTE, pidFile])}\n`;
+
 /** A fixture serving Streamable HTTP on 127.0.0.1 in a process of its own: an upstream for remote servers. */
 export interface HttpFixture {
   url: string;
