@@ -35,8 +35,6 @@ export interface ServeOptions {
 
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 8000;
-/** How long requests being answered may take to finish after SIGTERM before sessions are closed anyway. */
-const SHUTDOWN_GRACE_MS = 10_000;
 /** What a request while the servers start is told to wait before trying again. */
 const STARTING_RETRY_AFTER_S = 5;
 
@@ -115,7 +113,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const shutdown = async (): Promise<void> => {
     server.close();
     await watcher?.close();
-    await inFlight.idle(SHUTDOWN_GRACE_MS);
+    await inFlight.idle(settings.limits.shutdownGraceMs);
     await fleet.stop(); // closes sessions (and their streams), stops every child group, starting ones too
     server.closeAllConnections();
   };

@@ -72,6 +72,7 @@ interface LimitsInput {
   headersTimeout?: string | number;
   requestTimeout?: string | number;
   keepAliveTimeout?: string | number;
+  shutdownGrace?: string | number;
 }
 
 /** The manifest as the schema describes it. */
@@ -412,6 +413,7 @@ function limitsFromInput(input: LimitsInput): Limits {
     headersTimeoutMs: durationOr(input.headersTimeout, DEFAULT_LIMITS.headersTimeoutMs),
     requestTimeoutMs: durationOr(input.requestTimeout, DEFAULT_LIMITS.requestTimeoutMs),
     keepAliveTimeoutMs: durationOr(input.keepAliveTimeout, DEFAULT_LIMITS.keepAliveTimeoutMs),
+    shutdownGraceMs: durationOr(input.shutdownGrace, DEFAULT_LIMITS.shutdownGraceMs),
   };
 }
 

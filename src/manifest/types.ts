@@ -40,6 +40,8 @@ export interface Limits {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** After SIGTERM, how long answers being written may take before sessions are closed anyway. */
+  shutdownGraceMs: number;
 }
 
 export type ServerSpec = StdioServerSpec | RemoteServerSpec;
@@ -110,4 +112,6 @@ export const DEFAULT_LIMITS: Limits = {
   // Above the 60 s that AWS's ALB and ingress-nginx keep idle connections to a backend: the side that keeps a
   // connection longer must never be the one to close it, or a request sent as it closes fails (0033).
   keepAliveTimeoutMs: 72_000,
+  // Then up to 3 s for the children to stop; the shipped Deployment gives the pod 45 s in all.
+  shutdownGraceMs: 10_000,
 };

@@ -52,6 +52,11 @@ servers:
   assert.is(fromDefaults.servers[0]!.maxSessions, 5);
 });
 
+test('limits.shutdownGrace is 10 s unless given', () => {
+  assert.is(valid('servers: {}\n').limits.shutdownGraceMs, 10_000);
+  assert.is(valid('limits: { shutdownGrace: 2s }\nservers: {}\n').limits.shutdownGraceMs, 2_000);
+});
+
 test('a gateway payload pasted into a YAML list loads too', () => {
   const indented = seed('ado-remote')
     .split('\n')
