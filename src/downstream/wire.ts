@@ -11,8 +11,9 @@ import {
   SUPPORTED_PROTOCOL_VERSIONS,
   type JSONRPCMessage,
   type JSONRPCRequest,
+  type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import { ErrorCode, isJsonRpcMessage, isObject, isRequestId } from '../upstream/jsonrpc.js';
+import { ErrorCode, errorResponse, isJsonRpcMessage, isObject, isRequestId } from '../upstream/jsonrpc.js';
 import { framed, type Piece } from '../upstream/message-text.js';
 
 /** Why a request is answered with an HTTP error rather than passed on. */
@@ -213,15 +214,48 @@ export function jsonHeaders(session: OutgoingHttpHeaders, body: readonly Piece[]
   };
 }
 
-/** One message as a JSON body, in pieces to be written in turn. */
-export const jsonBody = (message: JSONRPCMessage): Piece[] => framed('', message, '');
+/** One response as a JSON body, in pieces to be written in turn. */
+export const jsonBody = (response: JSONRPCMessage): Piece[] =>
+  writable('', response, '') ?? framed('', tooDeep(response), '');
 
 /**
  * One message as an SSE event, in pieces to be written in turn. JSON has no raw newlines, so the message fits
  * on one `data:` line.
  */
-export const sseEvent = (message: JSONRPCMessage): Piece[] =>
-  framed('event: message\ndata: ', message, '\n\n');
+export function sseEvent(message: JSONRPCMessage): Piece[] {
+  const pieces = writable(SSE_DATA, message, SSE_END);
+  if (pieces) return pieces;
+  // A comment line, which clients pass over: a notification or request has no one to be told in its place.
+  return 'id' in message && !('method' in message)
+    ? framed(SSE_DATA, tooDeep(message), SSE_END)
+    : [`: ${TOO_DEEP}\n\n`];
+}
+
+const SSE_DATA = 'event: message\ndata: ';
+const SSE_END = '\n\n';
+const TOO_DEEP = 'a message nested too deeply to pass on was left out';
+
+/**
+ * The message framed, unless it is nested deeper than JSON.stringify's recursion goes: a server relaying
+ * someone else's document can send one, which parsing it did not mind. Thrown, it would leave the child's
+ * output handler and end the proxy.
+ */
+function writable(prefix: string, message: JSONRPCMessage, suffix: string): Piece[] | undefined {
+  try {
+    return framed(prefix, message, suffix);
+  } catch (error) {
+    if (error instanceof RangeError) return undefined;
+    throw error;
+  }
+}
+
+/** The error a response too deep to write is replaced by, for the same id. */
+const tooDeep = (response: JSONRPCMessage): JSONRPCMessage =>
+  errorResponse(
+    (response as { id: RequestId }).id,
+    ErrorCode.InternalError,
+    "the server's answer is nested too deeply to pass on",
+  );
 
 /**
  * The headers of an answer with no body (202 to notifications, 200 to DELETE). With its length it goes as

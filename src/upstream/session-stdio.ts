@@ -184,7 +184,13 @@ class ChildChannel implements SessionChannel {
     } else if (isNotification(message) && message.method === 'notifications/cancelled') {
       this.settle(message.params?.requestId as RequestId);
     }
-    this.child.send(message);
+    try {
+      this.child.send(message);
+    } catch (error) {
+      // Not sent (one nested too deeply to write, see ClientSession): nothing is in flight.
+      if (isRequest(message)) this.settle(message.id);
+      throw error;
+    }
   }
 
   close(): void {
