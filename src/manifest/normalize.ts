@@ -163,7 +163,7 @@ export function normalize(
   if (auth) problems.push(...checkAuthNames(input.auth!, auth, declaredAt));
   if (auth && input.auth!.jwt) problems.push(...checkJwtUrls(input.auth!.jwt));
   // An `auth` that is wrong is reported as such: whether it meant a `jwt` is not known, so not guessed.
-  const authUnknown = input.auth !== undefined && options.isInvalid(['auth']);
+  const authUnknown = options.isInvalid(['auth']);
   if (!auth?.jwt && !authUnknown) problems.push(...rolesWithoutJwt(servers, declaredAt));
   const limits = options.isInvalid(['limits']) ? DEFAULT_LIMITS : limitsFromInput(input.limits ?? {});
   const allowedOrigins = options.isInvalid(['allowedOrigins']) ? [] : (input.allowedOrigins ?? []);

@@ -52,6 +52,14 @@ servers:
   assert.is(fromDefaults.servers[0]!.maxSessions, 5);
 });
 
+test('an auth: with no value is an error, and no warning guesses that it meant no jwt', () => {
+  const result = load('auth:\nservers:\n  a: { command: node, requiredRoles: [reader] }\n');
+  assert.equal(
+    result.diagnostics.map((d) => [d.severity, d.path]),
+    [['error', 'auth']],
+  );
+});
+
 test('limits.shutdownGrace is 10 s unless given', () => {
   assert.is(valid('servers: {}\n').limits.shutdownGraceMs, 10_000);
   assert.is(valid('limits: { shutdownGrace: 2s }\nservers: {}\n').limits.shutdownGraceMs, 2_000);
