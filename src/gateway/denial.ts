@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type Koa from 'koa';
 import { refusal, type Refusal } from '../downstream/wire.js';
 import { ErrorCode, errorBody } from '../upstream/jsonrpc.js';
-import { noteRequest } from './observe.js';
+import { noteRequest, type RequestNotes } from './observe.js';
 
 /**
  * A request the gateway answers itself, with an error: refused by the origin check, access control or a
@@ -12,6 +12,8 @@ import { noteRequest } from './observe.js';
 export interface Denial extends Refusal {
   /** Headers that go with it: WWW-Authenticate, Retry-After. */
   headers?: Record<string, string>;
+  /** What the proxy's log is told besides the message, and the client never is. */
+  detail?: string;
 }
 
 export function denial(
@@ -24,8 +26,8 @@ export function denial(
 }
 
 /** Answers on Node's response: a JSON-RPC error body with id null, with the headers Koa gives the same body. */
-export function writeDenial(res: ServerResponse, { status, code, message, headers }: Denial): void {
-  noteRequest(res, { denied: message });
+export function writeDenial(res: ServerResponse, { status, code, message, headers, detail }: Denial): void {
+  noteRequest(res, deniedNote(message, detail));
   const body = errorBody(code, message);
   res
     .writeHead(status, {
@@ -37,13 +39,18 @@ export function writeDenial(res: ServerResponse, { status, code, message, header
 }
 
 /** Answers through Koa's context, for the routes Koa serves. */
-export function setDenial(ctx: Koa.Context, { status, code, message, headers }: Denial): void {
-  noteRequest(ctx.res, { denied: message });
+export function setDenial(ctx: Koa.Context, { status, code, message, headers, detail }: Denial): void {
+  noteRequest(ctx.res, deniedNote(message, detail));
   ctx.status = status;
   if (headers) ctx.set(headers);
   ctx.type = 'application/json';
   ctx.body = errorBody(code, message);
 }
+
+const deniedNote = (message: string, detail: string | undefined): RequestNotes => ({
+  denied: message,
+  ...(detail !== undefined && { detail }),
+});
 
 export function unknownServer(name: string): Denial {
   return denial(

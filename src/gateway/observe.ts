@@ -39,6 +39,8 @@ export function httpErrorReporter(log: Logger): HttpErrorReporter {
 export interface RequestNotes {
   principal?: string;
   denied?: string;
+  /** Of a refusal: what only the log is told (where and why a JWT key set could not be fetched). */
+  detail?: string;
 }
 
 const notes = new WeakMap<ServerResponse, RequestNotes>();

@@ -14,6 +14,7 @@ interface RequestLine {
   status: number;
   principal?: string;
   denied?: string;
+  detail?: string;
 }
 
 const requestLines = (stderr: string): RequestLine[] =>
@@ -22,7 +23,7 @@ const requestLines = (stderr: string): RequestLine[] =>
     .filter((line) => line.includes('"event":"request"'))
     .map((line) => JSON.parse(line) as RequestLine);
 
-test('a key set that cannot be fetched is 503 naming its URL, not 401; the log says who and why', async () => {
+test('a key set that cannot be fetched is 503, not 401; the log says who, why and where', async () => {
   // Its server closed: the keys' URL now refuses connections, while its tokens are still well signed.
   const keys = await heldKeys();
   await keys.close();
@@ -33,7 +34,8 @@ test('a key set that cannot be fetched is 503 naming its URL, not 401; the log s
     assert.is(withToken.status, 503);
     assert.is(withToken.headers.get('retry-after'), '10');
     const { error } = (await withToken.json()) as { error: { message: string } };
-    assert.match(error.message, `the token signing keys cannot be fetched from ${keys.url}: ECONNREFUSED`);
+    // Where the keys come from may be an internal address: the client is told only that they cannot be had.
+    assert.is(error.message, 'Service Unavailable: the token signing keys cannot be fetched');
 
     const withKey = await postInitialize(endpoint, { 'x-api-key': OPS_KEY });
     assert.is(withKey.status, 200);
@@ -43,6 +45,7 @@ test('a key set that cannot be fetched is 503 naming its URL, not 401; the log s
     const [refused, served] = requestLines(proxy.stderr());
     assert.is(refused!.status, 503);
     assert.is(refused!.denied, error.message);
+    assert.is(refused!.detail, `${keys.url}: ECONNREFUSED`);
     assert.is(refused!.principal, undefined);
     assert.is(served!.status, 200);
     assert.is(served!.principal, 'key:ops');
@@ -66,6 +69,11 @@ test('forwarded headers shape the metadata URLs only as a host and a scheme', as
     assert.is(
       await challenge({ 'x-forwarded-host': 'mcp.example.com:8443', 'x-forwarded-proto': 'https' }),
       `Bearer resource_metadata="https://mcp.example.com:8443${path}"`,
+    );
+    assert.is(
+      await challenge({ 'x-forwarded-host': 'mcp_proxy:8000' }),
+      `Bearer resource_metadata="http://mcp_proxy:8000${path}"`,
+      'a Compose service name',
     );
     // A quote would end the parameter and let the sender add its own; a path would move the URL.
     for (const forged of ['evil.example/x", error="invalid_token', 'evil.example/x', 'a b']) {

@@ -327,17 +327,20 @@ test('a 5xx is relayed with its body, recorded as the last error and logged once
   );
 });
 
-test('a POST answered 200 with neither JSON nor an event stream is relayed and recorded; a 202 without a body is not', async (context) => {
+test('a POST answered 200 with neither JSON nor an event stream is relayed and recorded; a 202, or a 200 with no content type, is not', async (context) => {
   const { log, events } = eventLog();
   const { call, upstream } = await passthrough(
     context,
     (request) =>
       request.includes('"notify"')
         ? 'HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n'
-        : 'HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: 7\r\n\r\n<html/>',
+        : request.includes('"untyped"')
+          ? 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n'
+          : 'HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: 7\r\n\r\n<html/>',
     { log },
   );
   assert.is((await call('{"notify":1}')).status, 202);
+  assert.is((await call('{"untyped":1}')).status, 200);
   assert.is(upstream.status().lastError, undefined);
   const reply = await call();
   assert.is(reply.body, '<html/>');

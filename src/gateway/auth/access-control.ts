@@ -151,9 +151,12 @@ export class AccessControl {
       const result = await this.jwt.verify(credential.value);
       if (result.ok) return result.principal;
       if (result.kind === 'unavailable') {
-        return denial(503, ErrorCode.UpstreamUnavailable, `Service Unavailable: ${result.reason}`, {
-          'Retry-After': '10',
-        });
+        return {
+          ...denial(503, ErrorCode.UpstreamUnavailable, `Service Unavailable: ${result.reason}`, {
+            'Retry-After': '10',
+          }),
+          detail: result.detail,
+        };
       }
       return deny(
         401,
@@ -221,8 +224,11 @@ function publicOrigin(headers: IncomingHttpHeaders): string {
   return `${proto}://${host}`;
 }
 
-/** A DNS name or IPv4 address, or an IPv6 address in brackets, with an optional port. */
-const HOST_AND_PORT = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/**
+ * A DNS name (with `_` too, as Docker Compose service names have) or IPv4 address, or an IPv6 address in
+ * brackets; with an optional port.
+ */
+const HOST_AND_PORT = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 /**
  * The Host header as a host and port: `user@host:port` (invalid in a Host header, RFC 9110 §7.2) without

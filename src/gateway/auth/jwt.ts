@@ -5,7 +5,11 @@ import type { Principal } from './principal.js';
 export type JwtResult =
   | { ok: true; principal: Principal }
   /** `invalid`: the token is bad (401); `unavailable`: its keys cannot be had now (503). */
-  | { ok: false; kind: 'invalid' | 'unavailable'; reason: string };
+  | { ok: false; kind: 'invalid'; reason: string }
+  /** `detail` names where and why, for the proxy's log only: the key set's URL may be an internal one. */
+  | { ok: false; kind: 'unavailable'; reason: string; detail: string };
+
+const KEYS_UNAVAILABLE = 'the token signing keys cannot be fetched';
 
 /** Tokens may be this much past their expiry, or before their not-before, for clocks that drift. */
 const CLOCK_TOLERANCE_S = 60;
@@ -33,11 +37,7 @@ export class JwtVerifier {
     try {
       keys = await this.keySet();
     } catch (error) {
-      return {
-        ok: false,
-        kind: 'unavailable',
-        reason: `the token signing keys cannot be fetched: ${(error as Error).message}`,
-      };
+      return { ok: false, kind: 'unavailable', reason: KEYS_UNAVAILABLE, detail: (error as Error).message };
     }
     try {
       const { payload } = await jwtVerify(token, keys, {
@@ -61,11 +61,8 @@ export class JwtVerifier {
         !(error instanceof errors.JWKSTimeout) &&
         error.code !== 'ERR_JOSE_GENERIC';
       if (!tokenJudged) {
-        return {
-          ok: false,
-          kind: 'unavailable',
-          reason: `the token signing keys cannot be fetched from ${this.keysUrl}: ${failure(error)}`,
-        };
+        const detail = `${this.keysUrl}: ${failure(error)}`;
+        return { ok: false, kind: 'unavailable', reason: KEYS_UNAVAILABLE, detail };
       }
       return { ok: false, kind: 'invalid', reason: describe(error) };
     }

@@ -483,12 +483,15 @@ function failedAnswer(
   name: string,
 ): string | undefined {
   if (status >= 500) return `upstream ${name} answered ${status}`;
+  // No content type: most often no body either (a 200 to a notification, chunked and empty), which the
+  // head alone cannot tell from a body.
   if (method !== 'POST' || status >= 300 || status === 202 || bodiless || contentLength === 0)
     return undefined;
-  if (contentType?.startsWith('application/json') || contentType?.startsWith('text/event-stream')) {
+  if (contentType === undefined) return undefined;
+  if (contentType.startsWith('application/json') || contentType.startsWith('text/event-stream')) {
     return undefined;
   }
-  const type = contentType === undefined ? 'none' : contentType.split(';', 1)[0]!.trim().slice(0, 100);
+  const type = contentType.split(';', 1)[0]!.trim().slice(0, 100);
   return `upstream ${name} answered a POST (${status}) with content type ${type}, neither application/json nor text/event-stream`;
 }
 
