@@ -107,7 +107,14 @@ export class Multiplexer {
       const entry = typeof message.id === 'number' ? this.serverRequests.get(message.id) : undefined;
       if (!entry || entry.session !== session) return; // not ours to answer, or already void
       this.serverRequests.delete(message.id as number);
-      this.sendUpstream({ ...message, id: entry.upstreamId });
+      try {
+        this.sendUpstream({ ...message, id: entry.upstreamId });
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        // One nested too deeply to write (see ClientSession): the child must not wait for it in vain.
+        const why = "the client's answer is nested too deeply to pass on";
+        this.sendUpstream(errorResponse(entry.upstreamId, ErrorCode.InternalError, why));
+      }
     }
   }
 
@@ -143,7 +150,14 @@ export class Multiplexer {
         const set = this.subscribers.get(uri) ?? new Set();
         set.add(session);
         this.subscribers.set(uri, set);
-        break;
+        try {
+          this.forward(session, request);
+        } catch (error) {
+          // Not sent (see ClientSession): the client is told so, and must not get the updates either.
+          this.dropSubscriber(session, uri);
+          throw error;
+        }
+        return;
       }
       case 'resources/unsubscribe':
         this.unsubscribe(session, String(request.params?.uri), request);
@@ -321,14 +335,20 @@ export class Multiplexer {
   }
 
   private unsubscribe(session: MuxSession, uri: string, request: JSONRPCRequest | undefined): void {
+    const last = this.dropSubscriber(session, uri);
+    if (request && last) this.forward(session, request);
+    else if (request) session.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+    else if (last) this.internalRequest('resources/unsubscribe', { uri });
+  }
+
+  /** Forgets that `session` subscribed to `uri`; whether it was the last session that had. */
+  private dropSubscriber(session: MuxSession, uri: string): boolean {
     session.subscriptions?.delete(uri);
     const set = this.subscribers.get(uri);
     set?.delete(session);
     const last = set !== undefined && set.size === 0;
     if (last) this.subscribers.delete(uri);
-    if (request && last) this.forward(session, request);
-    else if (request) session.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
-    else if (last) this.internalRequest('resources/unsubscribe', { uri });
+    return last;
   }
 
   private internalRequest(method: string, params: Record<string, unknown>): void {

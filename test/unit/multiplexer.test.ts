@@ -184,19 +184,61 @@ const log = (data: string): JSONRPCMessage => ({
 });
 const methods = (received: { message: Loose }[]) => received.map((r) => r.message.method ?? 'response');
 
-test('a request that could not be written leaves nothing in flight', () => {
+/** A multiplexer whose upstream cannot write what `unwritable` picks, as JSON.stringify a message too deep. */
+function setupUnwritable(unwritable: (m: Loose) => boolean) {
   const upstream: Loose[] = [];
   const mux = new Multiplexer((m) => {
-    if ('method' in m && m.method === 'unwritable') throw new RangeError('Maximum call stack size exceeded');
+    if (unwritable(m)) throw new RangeError('Maximum call stack size exceeded');
     upstream.push(m);
   }, 'fixture');
   mux.upstreamReady(INIT);
-  const sessions = [mux.openSession(), mux.openSession()].map((channel) => {
+  const open = (capabilities: Record<string, object> = {}) => {
+    const channel = mux.openSession();
     const received: Loose[] = [];
     channel.listener = { deliver: (message) => received.push(message), upstreamClosed: () => {} };
+    channel.send(
+      req('init', 'initialize', {
+        protocolVersion: '2025-11-25',
+        capabilities,
+        clientInfo: { name: 'c', version: '1' },
+      }),
+    );
+    received.length = 0;
     return { channel, received };
+  };
+  return { mux, upstream, open };
+}
+
+test('a subscription that could not be written is not kept: no updates follow', () => {
+  const { mux, open } = setupUnwritable((m) => m.params?.uri === 'deep://x');
+  const a = open();
+  assert.throws(() => a.channel.send(req(1, 'resources/subscribe', { uri: 'deep://x' })), RangeError);
+  mux.fromUpstream({
+    jsonrpc: '2.0',
+    method: 'notifications/resources/updated',
+    params: { uri: 'deep://x' },
   });
-  const [a, b] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
+  assert.equal(a.received, []);
+});
+
+test("a client's answer to a server request that could not be written is an error to the child", () => {
+  const { mux, upstream, open } = setupUnwritable((m) => m.result?.deep === true);
+  const a = open({ sampling: {} });
+  a.channel.send(req(1, 'tools/call', { name: 'x' }));
+  mux.fromUpstream({ jsonrpc: '2.0', id: 'ask', method: 'sampling/createMessage', params: {} });
+  const asked = a.received.find((m) => m.method === 'sampling/createMessage')!;
+  a.channel.send({ jsonrpc: '2.0', id: asked.id, result: { deep: true } } as JSONRPCMessage);
+  assert.equal(upstream.at(-1), {
+    jsonrpc: '2.0',
+    id: 'ask',
+    error: { code: -32603, message: "the client's answer is nested too deeply to pass on" },
+  });
+});
+
+test('a request that could not be written leaves nothing in flight', () => {
+  const { mux, open } = setupUnwritable((m) => m.method === 'unwritable');
+  const a = open();
+  const b = open();
   assert.throws(() => a.channel.send(req(1, 'unwritable')), RangeError);
   b.channel.send(req(2, 'tools/call', { name: 'y' }));
   // Only b has a call in flight: its log line is its own.
