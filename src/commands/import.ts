@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { formatDiagnostic } from '../manifest/diagnostics.js';
+import { escapeControl, formatDiagnostic } from '../manifest/diagnostics.js';
 import { MAX_MANIFEST_BYTES } from '../manifest/load.js';
 import { readManifestBytes } from '../manifest/read.js';
 import { checkManifestText } from '../import/check.js';
@@ -22,8 +22,11 @@ export interface ImportOutput {
 export async function importCommand(
   files: string[],
   format: ManifestFormat,
-  output: ImportOutput,
+  printed: ImportOutput,
 ): Promise<number> {
+  // Names and paths come from the files read: a newline in one must not forge a line of its own (a CI
+  // annotation, a terminal escape), as validate's output does not either.
+  const output = { out: printed.out, err: (line: string) => printed.err(escapeControl(line)) };
   const sources: SourceFile[] = [];
   const unreadable: string[] = [];
   const undecodable: string[] = [];

@@ -31,6 +31,19 @@ test('imports several client configurations into one manifest that validate acce
   assert.match(v.stdout, `${manifest}: valid, 16 servers`);
 });
 
+test('a name holding a newline cannot forge a line of its own in the notes', async () => {
+  const forged = write(
+    'forged.json',
+    JSON.stringify({ mcpServers: { 'x\n::error file=README.md,line=1::forged': { nothing: true } } }),
+  );
+  const r = await runCli(['import', forged]);
+  assert.ok(
+    noteLines(r.stderr).every((l) => /^(note|error): /.test(l)),
+    r.stderr,
+  );
+  assert.match(r.stderr, 'x\\n::error');
+});
+
 test('notes go to stderr, one per line, and say which format each file was read as', async () => {
   const r = await runCli(['import', claude, vscode]);
   assert.is(r.code, 0, r.stderr);
