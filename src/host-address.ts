@@ -5,6 +5,9 @@ import { BlockList, isIP } from 'node:net';
 export const bareHost = (hostname: string): string =>
   hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
 
+/** A host as a URL names it: an IPv6 address in brackets (the inverse of bareHost). */
+export const urlHost = (host: string): string => (ipType(host) === 'ipv6' ? `[${host}]` : host);
+
 /** What BlockList calls the family of an IP address; undefined for a name. */
 export function ipType(host: string): 'ipv4' | 'ipv6' | undefined {
   const family = isIP(host);

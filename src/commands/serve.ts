@@ -4,8 +4,8 @@ import { dirname, resolve } from 'node:path';
 import { Fleet } from '../fleet/fleet.js';
 import { createGateway } from '../gateway/app.js';
 import { denial, writeDenial } from '../gateway/denial.js';
-import { isLoopback } from '../host-address.js';
-import { createLogger, parseLevel, type Logger } from '../log.js';
+import { isLoopback, urlHost } from '../host-address.js';
+import { createLogger, parseLevel } from '../log.js';
 import { formatDiagnostic } from '../manifest/diagnostics.js';
 import type { Environment } from '../manifest/interpolate.js';
 import { LONGEST_DURATION_MS } from '../manifest/duration.js';
@@ -52,7 +52,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const err = (line: string) => process.stderr.write(`${line}\n`);
 
   const single = options.config === undefined && wantsSingleServer(env);
-  const source = single ? fromEnvironment(env, err) : await fromFile(options, err, log);
+  const source = single ? fromEnvironment(env, err) : await fromFile(options, err);
   if (typeof source === 'number') return source;
   const { manifest } = source;
 
@@ -157,7 +157,8 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   }
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  log.info('starting', { host, port: bound, servers: manifest.servers.filter((s) => !s.disabled).length });
+  const enabled = manifest.servers.filter((s) => !s.disabled).length;
+  log.info('starting', { host, port: bound, servers: enabled });
   // The container image sets HOST and PORT: a manifest's listen they override would otherwise go unnoticed.
   const overridden = overriddenListen(manifest.listen, { host, port });
   if (overridden)
@@ -184,11 +185,8 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   // this a no-op.
   if (watcher) void reloader!.reload();
 
-  const enabled = manifest.servers.filter((s) => !s.disabled).length;
   log.info('listening', { host, port: bound, servers: enabled, watching: watcher !== undefined });
-  process.stdout.write(
-    `mcp-proxy listening on http://${host.includes(':') ? `[${host}]` : host}:${bound} (${enabled} servers)\n`,
-  );
+  process.stdout.write(`mcp-proxy listening on http://${urlHost(host)}:${bound} (${enabled} servers)\n`);
   return stopped;
 }
 
@@ -264,11 +262,7 @@ function fromEnvironment(env: Environment, err: (line: string) => void): Source 
   return result.manifest ? { manifest: result.manifest } : 1;
 }
 
-async function fromFile(
-  options: ServeOptions,
-  err: (line: string) => void,
-  log: Logger,
-): Promise<Source | number> {
+async function fromFile(options: ServeOptions, err: (line: string) => void): Promise<Source | number> {
   const file = options.config ?? options.defaultManifest;
   const read = await readManifestBytes(file);
   if ('unreadable' in read) {
@@ -277,12 +271,11 @@ async function fromFile(
   }
   const result = loadManifest({ file, bytes: read.bytes, env: options.env, baseDir: dirname(resolve(file)) });
   const diagnostics = result.diagnostics.map(formatDiagnostic);
-  // Errors end the proxy, told as plain lines; warnings of a manifest it serves are log events, as a
-  // reload's are.
+  // Errors end the proxy, told as plain lines; warnings of a manifest it serves are log events (the fleet
+  // logs them as it applies it), as a reload's are.
   if (!result.manifest) {
     for (const line of diagnostics) err(line);
     return 1;
   }
-  for (const diagnostic of diagnostics) log.warn('manifest-warning', { diagnostic });
   return { manifest: result.manifest, file, text: read.bytes.toString('utf8'), warnings: diagnostics };
 }

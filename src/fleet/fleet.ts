@@ -86,6 +86,7 @@ export class Fleet {
    * Calls run one after another, in order. Resolves with what was done.
    */
   apply(servers: readonly ServerSpec[], warnings: readonly string[] = []): Promise<ReloadReport> {
+    for (const diagnostic of warnings) this.log.warn('manifest-warning', { diagnostic });
     const asked = new Date(); // the report is of the manifest as it was then, however long the queue
     const order = (this.newestApply = ++this.asked);
     this.supersede(servers);

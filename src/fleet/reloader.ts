@@ -62,9 +62,9 @@ export class Reloader {
     if (!result.manifest) {
       return this.fail(result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic));
     }
-    // A manifest that loaded has only warnings left: logged, and kept in the report /servers shows.
+    // A manifest that loaded has only warnings left: the fleet logs them, and keeps them in the report
+    // /servers shows.
     const warnings = result.diagnostics.map(formatDiagnostic);
-    for (const diagnostic of warnings) this.log.warn('manifest-warning', { diagnostic });
     if (JSON.stringify(result.manifest.listen) !== JSON.stringify(this.listen)) {
       this.log.warn('listen-changed', {
         was: this.listen,
