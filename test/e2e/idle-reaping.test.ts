@@ -4,6 +4,7 @@ import {
   connect,
   fixtureCommand,
   isAlive,
+  listingOf,
   postInitialize,
   postToSession,
   startProxy,
@@ -30,12 +31,6 @@ servers:
     idleTimeout: 2s
 `;
 
-interface Listing {
-  name: string;
-  pids: number[];
-  sessions: number;
-}
-
 const test = suite<{ proxy: RunningProxy }>('idle reaping', {} as { proxy: RunningProxy });
 
 test.before(async (ctx) => {
@@ -46,11 +41,7 @@ test.after(async (ctx) => {
   await ctx.proxy?.stop();
 });
 
-async function listing(proxy: RunningProxy, name: string): Promise<Listing> {
-  const response = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(5_000) });
-  const body = (await response.json()) as { servers: Listing[] };
-  return body.servers.find((s) => s.name === name)!;
-}
+const listing = (proxy: RunningProxy, name: string) => listingOf(proxy.url, name);
 
 /** Opens a session with a raw initialize and sends nothing more on it; its id. */
 async function openIdle(endpoint: string): Promise<string> {

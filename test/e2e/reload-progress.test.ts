@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { fixtureCommand, muteServer, startProxy, waitFor } from '../support/proxy.js';
+import { fixtureCommand, muteServer, serversOf, startProxy, waitFor } from '../support/proxy.js';
 import { test } from '../support/uvu.js';
 
 // /servers says that a reload is under way, and what it waits for, while a slow start holds its report.
@@ -9,19 +9,11 @@ import { test } from '../support/uvu.js';
 const echo = fixtureCommand('echo');
 const steady = `  steady: { command: ${JSON.stringify(echo.command)}, args: ${JSON.stringify(echo.args)} }\n`;
 
-interface Listing {
-  reload: { result: string } | null;
-  applying: { since: string; waitingFor: string[] } | null;
-}
-
 test('a reload waiting for a server to start is listed as applying, with the server it waits for', async () => {
   const proxy = await startProxy(`servers:\n${steady}`);
   const pidFile = join(proxy.dir, 'mute.pid');
   const mute = muteServer('mute', pidFile);
-  const listing = async (): Promise<Listing> => {
-    const r = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(10_000) });
-    return (await r.json()) as Listing;
-  };
+  const listing = () => serversOf(proxy.url);
   try {
     assert.is((await listing()).applying, null);
     const before = Date.now();

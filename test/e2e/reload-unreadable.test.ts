@@ -1,7 +1,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { connect, fixtureCommand, startProxy, waitFor } from '../support/proxy.js';
+import { connect, fixtureCommand, serversOf, startProxy, waitFor } from '../support/proxy.js';
 
 // A manifest that cannot be read while the proxy runs (deleted here: tests may run as root, whom chmod 000
 // does not stop from reading) is a failed reload that changes nothing; a file put back applies again.
@@ -12,18 +12,12 @@ const server = (name: string) => `
     command: ${JSON.stringify(echo.command)}
     args: ${JSON.stringify(echo.args)}`;
 
-interface Status {
-  servers: { name: string; state: string }[];
-  reload: { result: string; errors: string[] } | null;
-}
-
 const test = suite('reload of an unreadable manifest');
 
 test('a deleted manifest is a failed reload while the servers keep answering; restoring it applies', async () => {
   const proxy = await startProxy(`servers:${server('kept')}\n`);
   const { client } = await connect(proxy.url, 'kept');
-  const status = async (): Promise<Status> =>
-    (await (await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(5_000) })).json()) as Status;
+  const status = () => serversOf(proxy.url);
   try {
     rmSync(proxy.manifestPath);
     // SIGHUP as well as the watcher: either reads the file, and a reload that fails leaves nothing to race.

@@ -3,7 +3,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { postInitialize, postToSession, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
+import {
+  listingOf,
+  postInitialize,
+  postToSession,
+  startProxy,
+  waitFor,
+  type RunningProxy,
+} from '../support/proxy.js';
 
 // The sessions a remote server handed out through the proxy, as its `maxSessions` counts them: a session
 // the upstream forgot (it answers 404 for it) frees its place, and so does one unused past `idleTimeout`.
@@ -90,9 +97,7 @@ test.after(async (ctx) => {
 });
 
 async function sessionCount(proxy: RunningProxy, name: string): Promise<number> {
-  const response = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(5_000) });
-  const body = (await response.json()) as { servers: { name: string; sessions: number }[] };
-  return body.servers.find((s) => s.name === name)!.sessions;
+  return (await listingOf(proxy.url, name)).sessions;
 }
 
 /** A raw initialize through the proxy: its status and the session id it opened, if any. */

@@ -4,6 +4,7 @@ import {
   connect,
   fixtureCommand,
   isAlive,
+  listingOf,
   postToSession,
   startProxy,
   waitFor,
@@ -34,11 +35,7 @@ test.after(async (ctx) => {
   await ctx.proxy?.stop();
 });
 
-async function listing(proxy: RunningProxy): Promise<{ pids: number[]; sessions: number }> {
-  const response = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(5_000) });
-  const body = (await response.json()) as { servers: { name: string; pids: number[]; sessions: number }[] };
-  return body.servers.find((s) => s.name === 'own')!;
-}
+const listing = (proxy: RunningProxy) => listingOf(proxy.url, 'own');
 
 const pidCount = async (proxy: RunningProxy, n: number) => (await listing(proxy)).pids.length === n;
 

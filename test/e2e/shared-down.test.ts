@@ -1,6 +1,6 @@
 import { suite } from '../support/uvu.js';
 import * as assert from 'uvu/assert';
-import { postInitialize, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
+import { listingOf, postInitialize, startProxy, waitFor, type RunningProxy } from '../support/proxy.js';
 
 // A shared stdio server that is down (`failed`: it cannot be run, or gave up; `stopped`: it exited and its
 // restart policy keeps it down) refuses a new session with 503 and Retry-After: 30, naming its state.
@@ -27,9 +27,7 @@ test.after(async (ctx) => {
 });
 
 async function stateOf(proxy: RunningProxy, name: string): Promise<string> {
-  const response = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(5_000) });
-  const body = (await response.json()) as { servers: { name: string; state: string }[] };
-  return body.servers.find((s) => s.name === name)!.state;
+  return (await listingOf(proxy.url, name)).state;
 }
 
 for (const [name, state] of [

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import {
   fixtureCommand,
   isAlive,
+  listingOf,
   postInitialize,
   postToSession,
   startProxy,
@@ -32,9 +33,7 @@ const exited = (proxy: RunningProxy) =>
   });
 
 async function childPid(proxy: RunningProxy): Promise<number> {
-  const response = await fetch(`${proxy.url}/servers`, { signal: AbortSignal.timeout(5_000) });
-  const body = (await response.json()) as { servers: { name: string; pids: number[] }[] };
-  return body.servers.find((s) => s.name === 'echo')!.pids[0]!;
+  return (await listingOf(proxy.url, 'echo')).pids[0]!;
 }
 
 /**

@@ -6,6 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { cliArgs, fromRoot } from './paths.js';
 import { deadline } from '../../src/deadline.js';
+import type { ReloadReport, ServerListing } from '../../src/fleet/fleet.js';
 
 export interface RunningProxy {
   /** http://127.0.0.1:PORT */
@@ -205,6 +206,27 @@ export async function connect(
   });
   await client.connect(transport);
   return { client, transport };
+}
+
+/** What GET /servers answers a caller who may see every server. */
+export interface ServersBody {
+  auth: string;
+  servers: ServerListing[];
+  reload: ReloadReport | null;
+  applying: { since: string; waitingFor: string[] } | null;
+}
+
+/** GET /servers of the proxy at `baseUrl`, parsed. */
+export async function serversOf(baseUrl: string): Promise<ServersBody> {
+  const response = await fetch(`${baseUrl}/servers`, { signal: AbortSignal.timeout(5_000) });
+  return (await response.json()) as ServersBody;
+}
+
+/** The /servers entry of the server `name`. */
+export async function listingOf(baseUrl: string, name: string): Promise<ServerListing> {
+  const listing = (await serversOf(baseUrl)).servers.find((s) => s.name === name);
+  if (!listing) throw new Error(`/servers lists no server named ${name}`);
+  return listing;
 }
 
 /** True while a process with this pid exists. */
